@@ -1,0 +1,351 @@
+"""The MQTT bus: at-least-once in, effects applied once, events out through an outbox.
+
+This is the only module that talks to aiomqtt. Guarantees (see docs/bus.md):
+
+* A message is acknowledged (PUBACK) only after its handler's transaction committed; that
+  transaction also records the event id in the inbox and queues the events it caused in the
+  outbox, so a crash at any point loses nothing and a redelivery changes nothing.
+* Input that cannot be decoded, or whose handler keeps failing, is dead-lettered with the
+  reason (locally and on `dlq/{component}`) and then acknowledged.
+* The relay publishes the outbox in order at QoS 1 and forgets a row only once the broker
+  acknowledged it. The connection is retried forever with capped, jittered backoff.
+"""
+
+import asyncio
+import base64
+import hashlib
+import logging
+import random
+import ssl
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+import aiomqtt
+import sqlite_utils
+
+from broker.store import BusStore
+from broker.url import BrokerUrl
+from contracts import DEFAULT_ROOT, DecodeError, Envelope, Event, decode
+from contracts.events import DeadLetter, Link
+from contracts.topics import filter_matches, to_filter
+
+log = logging.getLogger("murmur.bus")
+
+Handler = Callable[[Envelope[Any], "Outbox"], None]
+"""Applies one event: changes state and emits what it causes, inside one transaction."""
+
+Presence = Callable[[Link, int], Event]
+"""Builds the retained online/offline event of a session (also the last will)."""
+
+DEAD_LETTER_PAYLOAD_LIMIT = 16 * 1024
+_RELAY_BATCH = 64
+
+
+@dataclass
+class BusStats:
+    """Counters for logs, the console and tests."""
+
+    handled: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    retries: int = 0
+    ignored: int = 0
+    published: int = 0
+    connections: int = 0
+
+
+@dataclass(frozen=True)
+class _Route:
+    event_cls: type[Event]
+    handler: Handler
+    topic_filter: str
+
+
+class Outbox:
+    """Queues events in the current transaction; the relay publishes them after commit."""
+
+    def __init__(self, bus: "Bus", cause: Envelope[Any] | None) -> None:
+        self._bus = bus
+        self._cause = cause
+
+    def emit(
+        self, data: Event, *, correlationid: str | None = None, sequence: int | None = None
+    ) -> Envelope[Event]:
+        """Wrap `data` (caused by the event being handled, if any) and queue it."""
+        source = self._bus.source
+        if self._cause is not None:
+            envelope = Envelope[Event].caused_by(
+                self._cause, data, source=source, sequence=sequence
+            )
+        else:
+            envelope = Envelope[Event].new(
+                data, source=source, correlationid=correlationid, sequence=sequence
+            )
+        self.add(envelope)
+        return envelope
+
+    def add(self, envelope: Envelope[Event]) -> None:
+        """Queue an already built envelope (its id is fixed now, so republishing can't fork it)."""
+        data = envelope.data
+        self._bus.store.enqueue(
+            data.resolved_topic(self._bus.root),
+            envelope.to_json(),
+            qos=data.qos,
+            retain=data.retained,
+        )
+
+
+@dataclass
+class _Settings:
+    handler_attempts: int = 3
+    retry_backoff_s: float = 0.05
+    keepalive_s: int = 30
+    reconnect_max_s: float = 5.0
+    max_inflight: int = 64
+
+
+class Bus:
+    """One component's connection to the choreography."""
+
+    def __init__(
+        self,
+        *,
+        component: str,
+        url: BrokerUrl | str,
+        db: sqlite_utils.Database,
+        root: str = DEFAULT_ROOT,
+        client_id: str | None = None,
+        source: str | None = None,
+        presence: Presence | None = None,
+        subscription_prefix: str = "",
+        handler_attempts: int = 3,
+        reconnect_max_s: float = 5.0,
+    ) -> None:
+        self.component = component
+        self.url = url if isinstance(url, BrokerUrl) else BrokerUrl.parse(url)
+        self.root = root
+        self.client_id = client_id or f"murmur-{component}"
+        self.source = source or f"/{component}"
+        self.store = BusStore(db)
+        self.stats = BusStats()
+        self.session = 0
+        self.connected = asyncio.Event()
+        self._presence = presence
+        self._prefix = subscription_prefix
+        self._settings = _Settings(
+            handler_attempts=handler_attempts, reconnect_max_s=reconnect_max_s
+        )
+        self._routes: dict[type[Event], _Route] = {}
+        self._wake = asyncio.Event()
+        self._failures = 0
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The component's database, shared with its own store."""
+        return self.store.db
+
+    def route(self, event_cls: type[Event], handler: Handler, **params: str) -> None:
+        """Handle `event_cls`; `params` narrow the subscription (e.g. drone_id="d-1")."""
+        if event_cls in self._routes:
+            msg = f"{event_cls.__name__} already has a handler"
+            raise ValueError(msg)
+        topic_filter = to_filter(event_cls.topic, root=self.root, **params)
+        self._routes[event_cls] = _Route(event_cls, handler, topic_filter)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Outbox]:
+        """A unit of work outside any handler (timers, commands); emits publish on commit."""
+        with self.store.transaction():
+            yield Outbox(self, cause=None)
+        self._wake.set()
+
+    def emit(self, data: Event, *, correlationid: str | None = None) -> Envelope[Event]:
+        """Queue one event in its own transaction."""
+        with self.transaction() as out:
+            return out.emit(data, correlationid=correlationid)
+
+    async def run(self) -> None:
+        """Connect, consume and relay until cancelled, reconnecting after every failure."""
+        self.session = self.store.next_session()
+        self.store.prune_inbox()
+        while True:
+            try:
+                await self._connection()
+            except* (aiomqtt.MqttError, TimeoutError, OSError) as group:
+                log.warning("%s: connection lost: %s", self.client_id, group.exceptions[0])
+            finally:
+                self.connected.clear()
+            ceiling = min(self._settings.reconnect_max_s, 0.05 * 2**self._failures)
+            self._failures = min(self._failures + 1, 16)
+            await asyncio.sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not crypto
+
+    async def _connection(self) -> None:
+        client = self._client()
+        async with client:
+            self._failures = 0
+            self.stats.connections += 1
+            for topic_filter in sorted({r.topic_filter for r in self._routes.values()}):
+                await client.subscribe(self._prefix + topic_filter, qos=1)
+            if self._presence is not None:
+                online = Envelope[Event].new(
+                    self._presence(Link.ONLINE, self.session), source=self.source
+                )
+                await self._publish_now(client, online)
+            self.connected.set()
+            log.info("%s: connected to %s (session %d)", self.client_id, self.url, self.session)
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(self._consume(client), name=f"{self.component}.consume")
+                    tasks.create_task(self._relay(client), name=f"{self.component}.relay")
+            except asyncio.CancelledError:
+                await self._say_goodbye(client)
+                raise
+
+    def _client(self) -> aiomqtt.Client:
+        will = None
+        if self._presence is not None:
+            offline = Envelope[Event].new(
+                self._presence(Link.OFFLINE, self.session), source=self.source
+            )
+            will = aiomqtt.Will(
+                offline.data.resolved_topic(self.root), offline.to_json(), qos=1, retain=True
+            )
+        client = aiomqtt.Client(
+            self.url.host,
+            self.url.port,
+            # amqtt keeps no offline queue for a session without a username (field notes §1).
+            username=self.url.username or self.client_id,
+            password=self.url.password,
+            identifier=self.client_id,
+            clean_session=False,
+            keepalive=self._settings.keepalive_s,
+            will=will,
+            max_inflight_messages=self._settings.max_inflight,
+            timeout=10,
+            tls_context=ssl.create_default_context() if self.url.tls else None,
+        )
+        # aiomqtt acknowledges on receipt; we acknowledge after commit instead.
+        client._client.manual_ack_set(True)  # noqa: SLF001, FBT003
+        return client
+
+    async def _consume(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            raw = payload if isinstance(payload, bytes) else str(payload or "").encode()
+            await self.receive(str(message.topic), raw)
+            if message.qos > 0:
+                client._client.ack(message.mid, message.qos)  # noqa: SLF001
+
+    async def receive(self, topic: str, payload: bytes) -> None:
+        """Decode, dedupe, handle with bounded retries, or dead-letter one message."""
+        if not any(filter_matches(r.topic_filter, topic) for r in self._routes.values()):
+            # amqtt replays retained messages of filters we never subscribed to.
+            self.stats.ignored += 1
+            return
+        try:
+            envelope = decode(topic, payload, root=self.root)
+        except DecodeError as exc:
+            self.dead_letter(
+                topic=topic,
+                payload=payload,
+                reason=exc.kind.value,
+                detail=exc.detail,
+                event_id=exc.event_id,
+                event_type=exc.event_type,
+            )
+            return
+        route = self._routes.get(type(envelope.data))
+        if route is None:
+            self.stats.ignored += 1  # another type on a shared topic, e.g. cmd/reply
+            return
+        attempts = self._settings.handler_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.store.transaction():
+                    if not self.store.claim(envelope.source, envelope.id):
+                        self.stats.duplicates += 1
+                        return
+                    route.handler(envelope, Outbox(self, cause=envelope))
+            except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then parked
+                if attempt == attempts:
+                    self.dead_letter(
+                        topic=topic,
+                        payload=payload,
+                        reason="handler_failed",
+                        detail=f"{type(exc).__name__}: {exc} (after {attempts} attempts)",
+                        event_id=envelope.id,
+                        event_type=envelope.type,
+                    )
+                    return
+                self.stats.retries += 1
+                log.warning("%s: %s failed (%s), retrying", self.client_id, envelope.type, exc)
+                await asyncio.sleep(self._settings.retry_backoff_s * 2**attempt)
+            else:
+                self.stats.handled += 1
+                self._wake.set()
+                return
+
+    def dead_letter(
+        self,
+        *,
+        topic: str,
+        payload: bytes,
+        reason: str,
+        detail: str,
+        event_id: str | None = None,
+        event_type: str | None = None,
+    ) -> None:
+        """Record refused input with its reason, and publish it on `dlq/{component}`."""
+        kept = payload[:DEAD_LETTER_PAYLOAD_LIMIT]
+        letter = DeadLetter(
+            component=self.component,
+            reason=reason[:64],
+            detail=detail[:2000],
+            topic_name=topic[:65535],
+            payload_b64=base64.b64encode(kept).decode(),
+            payload_size=len(payload),
+            payload_sha256=hashlib.sha256(payload).hexdigest(),
+            truncated=len(kept) < len(payload),
+            event_id=event_id[:128] if event_id else None,
+            event_type=event_type[:128] if event_type else None,
+        )
+        with self.transaction() as out:
+            self.store.record_dead_letter(
+                topic=topic, reason=reason, detail=detail, event_id=event_id, payload=payload
+            )
+            out.emit(letter)
+        self.stats.dead_letters += 1
+        log.warning("%s: dead-lettered input on %s: %s: %s", self.client_id, topic, reason, detail)
+
+    async def _relay(self, client: aiomqtt.Client) -> None:
+        while True:
+            self._wake.clear()
+            rows = self.store.pending(_RELAY_BATCH)
+            if not rows:
+                await self._wake.wait()
+                continue
+            # paho sends in call order, so a batch keeps the outbox order on the wire.
+            await asyncio.gather(
+                *(client.publish(r.topic, r.payload, qos=r.qos, retain=r.retain) for r in rows)
+            )
+            self.store.mark_sent(rows[-1].seq)
+            self.stats.published += len(rows)
+
+    async def _publish_now(self, client: aiomqtt.Client, envelope: Envelope[Event]) -> None:
+        data = envelope.data
+        await client.publish(
+            data.resolved_topic(self.root), envelope.to_json(), qos=1, retain=data.retained
+        )
+
+    async def _say_goodbye(self, client: aiomqtt.Client) -> None:
+        """A clean disconnect fires no last will, so say offline ourselves."""
+        if self._presence is None:
+            return
+        offline = Envelope[Event].new(
+            self._presence(Link.OFFLINE, self.session), source=self.source
+        )
+        with suppress(aiomqtt.MqttError, TimeoutError):
+            async with asyncio.timeout(2):
+                await self._publish_now(client, offline)
