@@ -94,6 +94,7 @@ class Outbox:
             envelope.to_json(),
             qos=data.qos,
             retain=data.retained,
+            droppable=data.droppable,
         )
 
 
@@ -140,6 +141,7 @@ class Bus:
         self._routes: dict[type[Event], _Route] = {}
         self._wake = asyncio.Event()
         self._failures = 0
+        self._client_now: aiomqtt.Client | None = None
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -166,6 +168,23 @@ class Bus:
         with self.transaction() as out:
             return out.emit(data, correlationid=correlationid)
 
+    async def publish_volatile(self, data: Event, *, sequence: int | None = None) -> bool:
+        """Publish now at the event's QoS if connected, else drop it (telemetry).
+
+        Returns whether it was handed to the broker connection.
+        """
+        client = self._client_now
+        if client is None or not self.connected.is_set():
+            return False
+        envelope = Envelope[Event].new(data, source=self.source, sequence=sequence)
+        try:
+            await client.publish(
+                data.resolved_topic(self.root), envelope.to_json(), qos=data.qos, retain=False
+            )
+        except aiomqtt.MqttError:
+            return False
+        return True
+
     async def run(self) -> None:
         """Connect, consume and relay until cancelled, reconnecting after every failure."""
         self.session = self.store.next_session()
@@ -177,6 +196,7 @@ class Bus:
                 log.warning("%s: connection lost: %s", self.client_id, group.exceptions[0])
             finally:
                 self.connected.clear()
+                self._client_now = None
             ceiling = min(self._settings.reconnect_max_s, 0.05 * 2**self._failures)
             self._failures = min(self._failures + 1, 16)
             await asyncio.sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not crypto
@@ -193,6 +213,7 @@ class Bus:
                     self._presence(Link.ONLINE, self.session), source=self.source
                 )
                 await self._publish_now(client, online)
+            self._client_now = client
             self.connected.set()
             log.info("%s: connected to %s (session %d)", self.client_id, self.url, self.session)
             try:

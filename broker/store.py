@@ -47,8 +47,9 @@ class OutboxRow:
 class BusStore:
     """Inbox, outbox, dead letters and the session counter of one component."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: sqlite_utils.Database, *, max_outbox: int = 10_000) -> None:
         self.db = db
+        self.max_outbox = max_outbox
         db.executescript(
             """
             CREATE TABLE IF NOT EXISTS bus_inbox (
@@ -56,7 +57,9 @@ class BusStore:
                 PRIMARY KEY (source, event_id));
             CREATE TABLE IF NOT EXISTS bus_outbox (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,
-                payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL);
+                payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL,
+                droppable INTEGER NOT NULL DEFAULT 0);
+            CREATE INDEX IF NOT EXISTS bus_outbox_topic ON bus_outbox (topic);
             CREATE TABLE IF NOT EXISTS bus_dead_letters (
                 id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, topic TEXT NOT NULL,
                 reason TEXT NOT NULL, detail TEXT NOT NULL, event_id TEXT,
@@ -79,12 +82,29 @@ class BusStore:
         )
         return cursor.rowcount == 1
 
-    def enqueue(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None:
-        """Queue one message for the relay."""
+    def enqueue(
+        self, topic: str, payload: bytes, *, qos: int, retain: bool, droppable: bool = False
+    ) -> None:
+        """Queue one message for the relay, keeping the outbox bounded.
+
+        A retained message replaces an unsent one on the same topic: the broker would keep
+        only the last anyway. Past `max_outbox` rows, the oldest droppable rows go first;
+        rows that are not droppable (job updates, assignments) are never dropped.
+        """
+        if retain:
+            self.db.execute("DELETE FROM bus_outbox WHERE topic = ? AND retain = 1", [topic])
         self.db.execute(
-            "INSERT INTO bus_outbox (topic, payload, qos, retain) VALUES (?, ?, ?, ?)",
-            [topic, payload, qos, int(retain)],
+            "INSERT INTO bus_outbox (topic, payload, qos, retain, droppable)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [topic, payload, qos, int(retain), int(droppable)],
         )
+        excess = self.outbox_size() - self.max_outbox
+        if excess > 0:
+            self.db.execute(
+                "DELETE FROM bus_outbox WHERE seq IN (SELECT seq FROM bus_outbox"
+                " WHERE droppable = 1 ORDER BY seq LIMIT ?)",
+                [excess],
+            )
 
     def pending(self, limit: int) -> list[OutboxRow]:
         """The oldest unpublished messages, in the order they were queued."""

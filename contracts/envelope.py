@@ -81,5 +81,5 @@ class Envelope(BaseModel, Generic[DataT]):
         )
 
     def to_json(self) -> bytes:
-        """The wire form: compact JSON, UTF-8; `data` as its own class, whatever the envelope says."""
+        """The wire form: compact UTF-8 JSON, `data` serialised as its own class."""
         return self.model_dump_json(exclude_none=True, serialize_as_any=True).encode()

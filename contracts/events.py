@@ -36,6 +36,8 @@ class Event(BaseModel):
     topic: ClassVar[str]  # relative to the root, default "murmur/v1"
     retained: ClassVar[bool] = False
     qos: ClassVar[int] = 1
+    # May a bounded store-and-forward buffer drop it under pressure? Never for job updates.
+    droppable: ClassVar[bool] = False
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: object) -> None:
@@ -420,6 +422,7 @@ class DroneEvent(Event):
 
     type: ClassVar[str] = "murmur.drone.event.v1"
     topic: ClassVar[str] = "drones/{drone_id}/events"
+    droppable: ClassVar[bool] = True
 
     drone_id: TopicId
     kind: DroneEventKind

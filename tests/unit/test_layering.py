@@ -1,0 +1,53 @@
+"""The dependency direction of architecture §2, checked on the source and at import time."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+OURS = {"contracts", "broker", "cloud", "drone_agent", "firmware_sim", "murmur"}
+
+# Which of our packages each package may import. `murmur` is the CLI: it may import everything.
+ALLOWED = {
+    "contracts": {"contracts"},
+    "broker": {"broker", "contracts"},
+    "firmware_sim": {"firmware_sim", "contracts"},
+    "drone_agent": {"drone_agent", "broker", "contracts", "firmware_sim"},
+    "cloud": {"cloud", "broker", "contracts", "firmware_sim"},
+}
+
+
+def imported_packages(package: str) -> dict[str, set[str]]:
+    """Top-level packages of ours imported by each module of `package`."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((REPO / package).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(REPO))] = names & OURS
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_each_package_imports_only_what_the_architecture_allows(package: str) -> None:
+    for module, imports in imported_packages(package).items():
+        assert imports <= ALLOWED[package], f"{module} imports {sorted(imports - ALLOWED[package])}"
+
+
+def test_the_agent_side_does_not_import_the_embedded_broker_or_the_console() -> None:
+    """Test that a Raspberry Pi agent never loads amqtt or rich."""
+    code = (
+        "import sys, contracts, broker, broker.bus, drone_agent, firmware_sim, murmur.cli\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'amqtt', 'rich'})\n"
+        "print(','.join(heavy))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert result.stdout.strip() == ""
