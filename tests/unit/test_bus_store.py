@@ -67,7 +67,11 @@ def test_a_broker_url_carries_credentials_and_defaults_the_port() -> None:
 
 @pytest.mark.parametrize(
     ("url", "problem"),
-    [("http://h:1", "scheme"), ("mqtt://", "missing host"), ("mqtt://h:99999", "Port out of range")],
+    [
+        ("http://h:1", "scheme"),
+        ("mqtt://", "missing host"),
+        ("mqtt://h:99999", "Port out of range"),
+    ],
 )
 def test_a_bad_broker_url_names_the_problem(url: str, problem: str) -> None:
     with pytest.raises(BrokerUrlError, match=problem):
