@@ -43,6 +43,18 @@ DEAD_LETTER_PAYLOAD_LIMIT = 16 * 1024
 _RELAY_BATCH = 64
 
 
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation that an await swallowed.
+
+    Python 3.11's `asyncio.wait_for`, which aiomqtt awaits inside `publish`, can swallow a
+    cancellation that races with its result (CPython gh-86296, fixed in 3.12). A loop that
+    awaits it calls this after each round so that it still stops when cancelled.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 @dataclass
 class BusStats:
     """Counters for logs, the console and tests."""
@@ -71,9 +83,14 @@ class Outbox:
         self._cause = cause
 
     def emit(
-        self, data: Event, *, correlationid: str | None = None, sequence: int | None = None
+        self,
+        data: Event,
+        *,
+        correlationid: str | None = None,
+        causationid: str | None = None,
+        sequence: int | None = None,
     ) -> Envelope[Event]:
-        """Wrap `data` (caused by the event being handled, if any) and queue it."""
+        """Wrap `data` and queue it; inside a handler it is caused by the event handled."""
         source = self._bus.source
         if self._cause is not None:
             envelope = Envelope[Event].caused_by(
@@ -81,7 +98,11 @@ class Outbox:
             )
         else:
             envelope = Envelope[Event].new(
-                data, source=source, correlationid=correlationid, sequence=sequence
+                data,
+                source=source,
+                correlationid=correlationid,
+                causationid=causationid,
+                sequence=sequence,
             )
         self.add(envelope)
         return envelope
@@ -258,6 +279,7 @@ class Bus:
             await self.receive(str(message.topic), raw)
             if message.qos > 0:
                 client._client.ack(message.mid, message.qos)  # noqa: SLF001
+            raise_if_cancelled()
 
     async def receive(self, topic: str, payload: bytes) -> None:
         """Decode, dedupe, handle with bounded retries, or dead-letter one message."""
@@ -353,6 +375,7 @@ class Bus:
             )
             self.store.mark_sent(rows[-1].seq)
             self.stats.published += len(rows)
+            raise_if_cancelled()
 
     async def _publish_now(self, client: aiomqtt.Client, envelope: Envelope[Event]) -> None:
         data = envelope.data

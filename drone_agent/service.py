@@ -1,0 +1,449 @@
+"""The drone agent: answers offers by its own rules, flies jobs, reports on the bus.
+
+Handlers run inside the bus's transaction (decide, record, emit); flying is an asyncio
+task that reads the flight controller's state and records each step in the same
+database, so a restarted agent resumes the job where it was. Job updates and drone
+events go through the outbox: while the broker is unreachable they wait, in order, in
+SQLite. Telemetry is published only while connected and is dropped otherwise.
+"""
+
+import asyncio
+import logging
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+from broker.bus import Bus, Outbox, raise_if_cancelled
+from contracts import Envelope
+from contracts.events import (
+    Availability,
+    CommandName,
+    CommandReply,
+    CommandResult,
+    DroneCommand,
+    DroneEvent,
+    DroneEventKind,
+    DroneState,
+    DroneStatus,
+    Event,
+    JobAccepted,
+    JobCancellationRefused,
+    JobCancelled,
+    JobFailed,
+    JobOffered,
+    JobPhase,
+    JobProgressed,
+    JobRejected,
+    JobSucceeded,
+    Link,
+    PackageState,
+    TelemetryReported,
+)
+from contracts.ids import Location
+from drone_agent.flight import FailsafeError, FlightCommandError, FlightController, VehicleState
+from drone_agent.jobs import Readiness, can_abandon, failure_reason, phases_from, rejection_reason
+from drone_agent.store import AgentStore, JobRecord
+from firmware_sim.clock import Clock
+from firmware_sim.energy import EnergyModel
+from firmware_sim.geo import haversine_m
+
+log = logging.getLogger("murmur.agent")
+
+_ARRIVED_M = 5.0
+_STATE_MOVE_M = 100.0
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """One drone's identity and limits."""
+
+    drone_id: str
+    max_payload_kg: float = 2.5
+    telemetry_hz: float = 1.0
+    cruise_altitude_m: float = 40.0
+    dwell_s: float = 15.0
+    battery_low_pct: float = 20.0
+
+
+def drone_presence(drone_id: str) -> Any:  # noqa: ANN401 - a Presence callable
+    """The retained status a drone's bus publishes (and leaves as its last will)."""
+    return lambda link, session: DroneStatus(drone_id=drone_id, link=link, session=session)
+
+
+class DroneAgent:
+    """The companion-computer side of one drone."""
+
+    def __init__(
+        self,
+        *,
+        settings: AgentSettings,
+        bus: Bus,
+        fc: FlightController,
+        clock: Clock,
+        energy: EnergyModel,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.fc = fc
+        self.clock = clock
+        self.energy = energy
+        self.store = AgentStore(bus.db)
+        self._flight: asyncio.Task[None] | None = None
+        self._telemetry_seq = 0
+        self._last_state: DroneState | None = None
+        me = settings.drone_id
+        bus.route(JobOffered, self._on_offer, drone_id=me)
+        bus.route(JobCancelled, self._on_cancel, drone_id=me)
+        bus.route(DroneCommand, self._on_command, drone_id=me)
+
+    async def run(self) -> None:
+        """Run until cancelled: the bus, the reporting loop, and any job left unfinished."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.bus.run(), name=f"{self.settings.drone_id}.bus")
+            tasks.create_task(self._report_loop(), name=f"{self.settings.drone_id}.report")
+            job = self.store.active_job()
+            if job is not None:
+                log.info("%s: resuming job %s at %s", self.settings.drone_id, job.job_id, job.phase)
+                self._start_flight()
+
+    # --- handlers: inside the bus transaction ---------------------------------------------
+
+    def _on_offer(self, event: Envelope[Any], out: Outbox) -> None:
+        offer: JobOffered = event.data
+        if self.store.job(offer.job_id) is not None:
+            return  # answered already, under another event id
+        state = self.fc.state()
+        readiness = Readiness(
+            busy=self.store.active_job() is not None or not state.landed,
+            fc_ready=_fc_ready(state),
+            max_payload_kg=self.settings.max_payload_kg,
+            energy_ok=self.energy.feasible(
+                energy_wh=state.energy_wh,
+                start=state.position,
+                pickup=offer.pickup,
+                dropoff=offer.dropoff,
+                home=state.home,
+                payload_kg=offer.payload_kg,
+            ),
+        )
+        reason = rejection_reason(offer, readiness, now=self.clock.now())
+        ids = {"drone_id": offer.drone_id, "job_id": offer.job_id, "delivery_id": offer.delivery_id}
+        if reason is not None:
+            out.emit(JobRejected(**ids, reason=reason), sequence=0)
+            return
+        self.store.start(offer, offer_event_id=event.id)
+        out.emit(JobAccepted(**ids), sequence=0)
+        self._emit_state(out)
+        asyncio.get_running_loop().call_soon(self._start_flight)
+
+    def _on_cancel(self, event: Envelope[Any], out: Outbox) -> None:
+        cancel: JobCancelled = event.data
+        job = self.store.job(cancel.job_id)
+        if job is None or job.outcome is not None:
+            return  # never ours, or already over
+        if not can_abandon(job.package):
+            seq = self.store.next_sequence(job.job_id)
+            out.emit(
+                JobCancellationRefused(
+                    drone_id=cancel.drone_id,
+                    job_id=cancel.job_id,
+                    delivery_id=cancel.delivery_id,
+                    reason=f"package {job.package.value}: past pickup, the job cannot be cancelled",
+                ),
+                sequence=seq,
+            )
+            return
+        self.store.update(job.job_id, outcome="cancelled", phase=JobPhase.RETURNING)
+        asyncio.get_running_loop().call_soon(self._start_flight)
+
+    def _on_command(self, event: Envelope[Any], _: Outbox) -> None:
+        # Executed after the ack: a command lost in a crash is not replayed later, when it
+        # may no longer be safe; the operator sees no reply and decides again.
+        asyncio.get_running_loop().create_task(self._execute(event))
+
+    # --- flying ----------------------------------------------------------------------------
+
+    def _start_flight(self) -> None:
+        if self._flight is not None and not self._flight.done():
+            self._flight.cancel()
+        self._flight = asyncio.get_running_loop().create_task(
+            self._fly(), name=f"{self.settings.drone_id}.flight"
+        )
+
+    async def _fly(self) -> None:
+        job = self.store.active_job()
+        if job is None:
+            return
+        try:
+            for phase in phases_from(job.phase):
+                job = self._enter(job, phase)
+                await self._fly_phase(job, phase)
+        except FailsafeError as exc:
+            await self._fail(job, failure_reason(exc.failsafe))
+        except FlightCommandError as exc:
+            await self._fail(job, f"flight_controller_refused: {exc.reason}")
+        except TimeoutError:
+            await self._fail(job, "stalled: no progress within the flight time budget")
+
+    def _enter(self, job: JobRecord, phase: JobPhase) -> JobRecord:
+        """Record the phase; while the job can still succeed, tell the cloud."""
+        with self.bus.transaction() as out:
+            current = self.store.job(job.job_id)
+            self.store.update(job.job_id, phase=phase)
+            if current is not None and current.outcome is None:
+                seq = self.store.next_sequence(job.job_id)
+                state = self.fc.state()
+                out.emit(
+                    JobProgressed(
+                        **_ids(job), phase=phase, position=state.position, eta_s=state.eta_s
+                    ),
+                    correlationid=job.offer.delivery_id,
+                    causationid=job.offer_event_id,
+                    sequence=seq,
+                )
+            self._emit_state(out)
+        refreshed = self.store.job(job.job_id)
+        assert refreshed is not None  # noqa: S101 - we just wrote it
+        return refreshed
+
+    async def _fly_phase(self, job: JobRecord, phase: JobPhase) -> None:
+        offer = job.offer
+        if phase is JobPhase.TO_PICKUP:
+            await self._fly_to(offer.pickup)
+        elif phase is JobPhase.LOADING:
+            if job.package is PackageState.NOT_LOADED:
+                await self.fc.load_payload(offer.payload_kg)
+                await self.clock.sleep(self.settings.dwell_s)
+                self._record_package(job, PackageState.ON_BOARD, DroneEventKind.PACKAGE_LOADED)
+        elif phase is JobPhase.TO_DROPOFF:
+            await self._fly_to(offer.dropoff)
+        elif phase is JobPhase.RELEASING:
+            if job.package is PackageState.ON_BOARD:
+                await self.fc.release_payload()
+                await self.clock.sleep(self.settings.dwell_s)
+                self._record_package(job, PackageState.RELEASED, DroneEventKind.PACKAGE_RELEASED)
+        elif phase is JobPhase.RETURNING:
+            await self._fly_to(self.fc.state().home, land=False)
+        elif phase is JobPhase.LANDING:
+            await self.fc.land()
+            await self.fc.wait_until(lambda s: s.landed, timeout_s=self._budget(100))
+            self._close(job)
+
+    async def _fly_to(self, target: Location, *, land: bool = True) -> None:
+        state = self.fc.state()
+        if state.landed and _distance(state.position, target) <= _ARRIVED_M:
+            return
+        if state.landed:
+            await self.fc.arm()
+            await self.fc.takeoff(self.settings.cruise_altitude_m)
+        await self.fc.goto(target)
+        await self.fc.wait_until(
+            lambda s: _distance(s.position, target) <= _ARRIVED_M,
+            timeout_s=self._budget(_distance(state.position, target)),
+        )
+        if land:
+            await self.fc.land()
+            await self.fc.wait_until(lambda s: s.landed, timeout_s=self._budget(100))
+
+    def _budget(self, distance_m: float) -> float:
+        """Simulated seconds a leg may take before the agent calls it stalled."""
+        return 3 * (distance_m / 10.0 + 2 * self.settings.cruise_altitude_m / 1.0) + 120
+
+    def _record_package(self, job: JobRecord, package: PackageState, kind: DroneEventKind) -> None:
+        with self.bus.transaction() as out:
+            released = package is PackageState.RELEASED
+            self.store.update(
+                job.job_id, package=package, outcome="succeeded" if released else None
+            )
+            state = self.fc.state()
+            self._emit_event(out, kind, job=job, state=state)
+            if released:
+                out.emit(
+                    JobSucceeded(**_ids(job), location=state.position),
+                    correlationid=job.offer.delivery_id,
+                    causationid=job.offer_event_id,
+                    sequence=self.store.next_sequence(job.job_id),
+                )
+
+    async def _fail(self, job: JobRecord, reason: str) -> None:
+        """Report the failure once, then let the flight controller's failsafe bring it down."""
+        current = self.store.job(job.job_id)
+        if current is not None and current.outcome is None:
+            with self.bus.transaction() as out:
+                self.store.update(job.job_id, outcome="failed")
+                seq = self.store.next_sequence(job.job_id)
+                out.emit(
+                    JobFailed(
+                        **_ids(job),
+                        reason=reason[:500],
+                        package_state=current.package,
+                        location=self.fc.state().position,
+                    ),
+                    correlationid=job.offer.delivery_id,
+                    causationid=job.offer_event_id,
+                    sequence=seq,
+                )
+                self._emit_state(out)
+        with suppress(FailsafeError, TimeoutError):
+            await self.fc.wait_until(lambda s: s.landed, timeout_s=self._budget(20_000))
+        self._close(job)
+
+    def _close(self, job: JobRecord) -> None:
+        with self.bus.transaction() as out:
+            self.store.update(job.job_id, closed=True)
+            self._emit_state(out)
+
+    # --- operator commands -----------------------------------------------------------------
+
+    async def _execute(self, event: Envelope[Any]) -> None:
+        command: DroneCommand = event.data
+        actions = {
+            CommandName.HOLD: self.fc.hold,
+            CommandName.RESUME: self.fc.resume,
+            CommandName.RETURN: self.fc.return_home,
+            CommandName.LAND: self.fc.land,
+        }
+        result, detail = CommandResult.ACCEPTED, None
+        try:
+            await actions[command.command]()
+        except FlightCommandError as exc:
+            result, detail = CommandResult.DENIED, exc.reason
+        job = self.store.active_job()
+        aborts = command.command in (CommandName.RETURN, CommandName.LAND)
+        if result is CommandResult.ACCEPTED and aborts and job is not None and job.outcome is None:
+            if self._flight is not None:
+                self._flight.cancel()
+            self._flight = asyncio.get_running_loop().create_task(
+                self._fail(job, f"operator_{command.command.value}")
+            )
+        with self.bus.transaction() as out:
+            out.emit(
+                CommandReply(
+                    drone_id=command.drone_id,
+                    command_id=command.command_id,
+                    command=command.command,
+                    result=result,
+                    detail=detail,
+                ),
+                correlationid=event.correlationid,
+                causationid=event.id,
+            )
+
+    # --- reporting -------------------------------------------------------------------------
+
+    async def _report_loop(self) -> None:
+        """Telemetry at the configured rate; drone events and state on change."""
+        period = 1.0 / self.settings.telemetry_hz
+        previous = self.fc.state()
+        while True:
+            state = self.fc.state()
+            self._telemetry_seq += 1
+            await self.bus.publish_volatile(self._telemetry(state), sequence=self._telemetry_seq)
+            kinds = _transitions(previous, state, low_pct=self.settings.battery_low_pct)
+            state_event = self._state_event(state)
+            if kinds or state_event != self._last_state:
+                job = self.store.active_job()
+                with self.bus.transaction() as out:
+                    for kind in kinds:
+                        self._emit_event(out, kind, job=job, state=state)
+                    self._emit_state(out)
+            previous = state
+            raise_if_cancelled()
+            await self.clock.sleep(period)
+
+    def _telemetry(self, state: VehicleState) -> TelemetryReported:
+        job = self.store.active_job()
+        return TelemetryReported(
+            drone_id=self.settings.drone_id,
+            session=self.bus.session,
+            position=state.position,
+            ground_speed_mps=max(0.0, state.ground_speed_mps),
+            climb_rate_mps=state.climb_rate_mps,
+            heading_deg=state.heading_deg % 360.0,
+            battery_pct=min(100.0, max(0.0, state.battery_pct)),
+            phase=state.phase,
+            job_id=job.job_id if job else None,
+            eta_s=state.eta_s,
+        )
+
+    def _state_event(self, state: VehicleState) -> DroneState:
+        job = self.store.active_job()
+        if job is not None or not state.landed:
+            availability = Availability.BUSY
+        elif not _fc_ready(state) or state.battery_pct < self.settings.battery_low_pct:
+            availability = Availability.UNAVAILABLE
+        else:
+            availability = Availability.IDLE
+        last = self._last_state
+        position = state.position
+        if last is not None and _distance(last.position, position) < _STATE_MOVE_M:
+            position = last.position  # small moves go in telemetry, not in retained state
+        return DroneState(
+            drone_id=self.settings.drone_id,
+            availability=availability,
+            battery_pct=float(round(min(100.0, max(0.0, state.battery_pct)))),
+            energy_wh=max(0.0, round(state.energy_wh, 1))
+            if last is None or abs(last.battery_pct - round(state.battery_pct)) >= 1
+            else last.energy_wh,
+            position=position,
+            home=state.home,
+            max_payload_kg=self.settings.max_payload_kg,
+            job_id=job.job_id if job else None,
+        )
+
+    def _emit_state(self, out: Outbox) -> None:
+        event = self._state_event(self.fc.state())
+        if event != self._last_state:
+            out.emit(event)
+            self._last_state = event
+
+    def _emit_event(
+        self, out: Outbox, kind: DroneEventKind, *, job: JobRecord | None, state: VehicleState
+    ) -> None:
+        data: Event = DroneEvent(
+            drone_id=self.settings.drone_id,
+            kind=kind,
+            job_id=job.job_id if job else None,
+            position=state.position,
+        )
+        out.emit(data, correlationid=job.offer.delivery_id if job else None)
+
+
+def _ids(job: JobRecord) -> dict[str, str]:
+    return {
+        "drone_id": job.offer.drone_id,
+        "job_id": job.offer.job_id,
+        "delivery_id": job.offer.delivery_id,
+    }
+
+
+def _fc_ready(state: VehicleState) -> bool:
+    return state.gps_ok and state.failsafe is None and state.link_ok
+
+
+def _distance(a: Location, b: Location) -> float:
+    return haversine_m(a, b)
+
+
+def _transitions(
+    before: VehicleState, after: VehicleState, *, low_pct: float
+) -> list[DroneEventKind]:
+    """Drone events implied by two consecutive states."""
+    kinds = []
+    if before.landed and not after.landed:
+        kinds.append(DroneEventKind.TAKEOFF)
+    if not before.landed and after.landed:
+        kinds.append(DroneEventKind.LANDED)
+    if before.battery_pct >= low_pct > after.battery_pct:
+        kinds.append(DroneEventKind.BATTERY_LOW)
+    if after.failsafe and after.failsafe != before.failsafe:
+        with suppress(ValueError):
+            kinds.append(DroneEventKind(failure_reason(after.failsafe)))
+    if before.link_ok and not after.link_ok:
+        kinds.append(DroneEventKind.FC_LINK_LOST)
+    if not before.link_ok and after.link_ok:
+        kinds.append(DroneEventKind.FC_LINK_RESTORED)
+    return kinds
+
+
+__all__ = ["AgentSettings", "DroneAgent", "Link", "drone_presence"]
