@@ -87,3 +87,27 @@ async def test_murmur_contract_prints_an_asyncapi_document() -> None:
     assert "murmur/v1/deliveries/{delivery_id}/requested" in {
         channel["address"] for channel in document["channels"].values()
     }
+
+
+async def test_murmur_agent_names_every_invalid_setting_and_starts_nothing() -> None:
+    proc = await murmur(
+        "agent",
+        "--drone-id",
+        "a/b",
+        "--broker",
+        "http://x",
+        "--home",
+        "91,0",
+        "--telemetry-hz",
+        "0",
+    )
+    async with asyncio.timeout(30):
+        _, err = await proc.communicate()
+    assert proc.returncode == 2
+    lines = err.decode().strip().splitlines()
+    assert [line.split(":")[1].strip() for line in lines] == [
+        "--broker",
+        "--home",
+        "--drone-id",
+        "--telemetry-hz",
+    ]
