@@ -18,6 +18,10 @@ import pytest
 from broker.url import BrokerUrl
 from contracts import Envelope, Event
 from contracts.events import (
+    CommandName,
+    CommandReply,
+    CommandResult,
+    DroneCommand,
     DroneEvent,
     DroneEventKind,
     DroneState,
@@ -353,3 +357,33 @@ async def test_an_agent_killed_mid_job_resumes_it_and_sends_one_terminal_update(
                 await agent.wait()
     assert len(probe.of(JobSucceeded, of_job("job-9"))) == 1
     assert not probe.of(JobFailed)
+
+
+def a_command(name: CommandName, command_id: str, drone_id: str = "d-1") -> Envelope[Event]:
+    command = DroneCommand(drone_id=drone_id, command=name, command_id=command_id)
+    return Envelope[Event].new(command, source="/operators/test")
+
+
+async def test_operator_commands_are_executed_and_answered(
+    broker: TestBroker, tmp_path: Path
+) -> None:
+    """Test that hold and resume are accepted mid-flight and land ends the job as failed."""
+    async with (
+        probing(broker.url, [f"{ROOT}/drones/#"]) as probe,
+        fleet(broker.url, tmp_path, {"d-1": []}),
+    ):
+        await publish_events(broker.url, [an_offer()])
+        await probe.wait_for(JobProgressed, lambda p: p.phase == JobPhase.TO_DROPOFF)
+        for name, command_id in [(CommandName.HOLD, "c-1"), (CommandName.RESUME, "c-2")]:
+            await publish_events(broker.url, [a_command(name, command_id)])
+            [reply] = await probe.wait_for(CommandReply, replying_to(command_id))
+            assert reply.result == CommandResult.ACCEPTED
+        await publish_events(broker.url, [a_command(CommandName.LAND, "c-3")])
+        [failed] = await probe.wait_for(JobFailed, of_job("job-1"))
+    assert failed.reason == "operator_land"
+    assert failed.package_state == PackageState.ON_BOARD
+    assert not probe.of(JobSucceeded)
+
+
+def replying_to(command_id: str) -> Callable[[CommandReply], bool]:
+    return lambda reply: reply.command_id == command_id
