@@ -13,7 +13,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from broker.bus import Bus, Outbox, raise_if_cancelled
+from broker.bus import Bus, Outbox, Presence, raise_if_cancelled
 from contracts import Envelope
 from contracts.events import (
     Availability,
@@ -65,7 +65,7 @@ class AgentSettings:
     battery_low_pct: float = 20.0
 
 
-def drone_presence(drone_id: str) -> Any:  # noqa: ANN401 - a Presence callable
+def drone_presence(drone_id: str) -> Presence:
     """The retained status a drone's bus publishes (and leaves as its last will)."""
     return lambda link, session: DroneStatus(drone_id=drone_id, link=link, session=session)
 
@@ -89,6 +89,7 @@ class DroneAgent:
         self.energy = energy
         self.store = AgentStore(bus.db)
         self._flight: asyncio.Task[None] | None = None
+        self._commands: set[asyncio.Task[None]] = set()
         self._telemetry_seq = 0
         self._last_state: DroneState | None = None
         me = settings.drone_id
@@ -159,7 +160,9 @@ class DroneAgent:
     def _on_command(self, event: Envelope[Any], _: Outbox) -> None:
         # Executed after the ack: a command lost in a crash is not replayed later, when it
         # may no longer be safe; the operator sees no reply and decides again.
-        asyncio.get_running_loop().create_task(self._execute(event))
+        task = asyncio.get_running_loop().create_task(self._execute(event))
+        self._commands.add(task)
+        task.add_done_callback(self._commands.discard)
 
     # --- flying ----------------------------------------------------------------------------
 
@@ -231,15 +234,15 @@ class DroneAgent:
 
     async def _fly_to(self, target: Location, *, land: bool = True) -> None:
         state = self.fc.state()
-        if state.landed and _distance(state.position, target) <= _ARRIVED_M:
+        if state.landed and haversine_m(state.position, target) <= _ARRIVED_M:
             return
         if state.landed:
             await self.fc.arm()
             await self.fc.takeoff(self.settings.cruise_altitude_m)
         await self.fc.goto(target)
         await self.fc.wait_until(
-            lambda s: _distance(s.position, target) <= _ARRIVED_M,
-            timeout_s=self._budget(_distance(state.position, target)),
+            lambda s: haversine_m(s.position, target) <= _ARRIVED_M,
+            timeout_s=self._budget(haversine_m(state.position, target)),
         )
         if land:
             await self.fc.land()
@@ -338,11 +341,12 @@ class DroneAgent:
         while True:
             state = self.fc.state()
             self._telemetry_seq += 1
-            await self.bus.publish_volatile(self._telemetry(state), sequence=self._telemetry_seq)
+            job = self.store.active_job()
+            await self.bus.publish_volatile(
+                self._telemetry(state, job), sequence=self._telemetry_seq
+            )
             kinds = _transitions(previous, state, low_pct=self.settings.battery_low_pct)
-            state_event = self._state_event(state)
-            if kinds or state_event != self._last_state:
-                job = self.store.active_job()
+            if kinds or self._state_event(state, job) != self._last_state:
                 with self.bus.transaction() as out:
                     for kind in kinds:
                         self._emit_event(out, kind, job=job, state=state)
@@ -351,8 +355,7 @@ class DroneAgent:
             raise_if_cancelled()
             await self.clock.sleep(period)
 
-    def _telemetry(self, state: VehicleState) -> TelemetryReported:
-        job = self.store.active_job()
+    def _telemetry(self, state: VehicleState, job: JobRecord | None) -> TelemetryReported:
         return TelemetryReported(
             drone_id=self.settings.drone_id,
             session=self.bus.session,
@@ -366,8 +369,7 @@ class DroneAgent:
             eta_s=state.eta_s,
         )
 
-    def _state_event(self, state: VehicleState) -> DroneState:
-        job = self.store.active_job()
+    def _state_event(self, state: VehicleState, job: JobRecord | None) -> DroneState:
         if job is not None or not state.landed:
             availability = Availability.BUSY
         elif not _fc_ready(state) or state.battery_pct < self.settings.battery_low_pct:
@@ -376,7 +378,7 @@ class DroneAgent:
             availability = Availability.IDLE
         last = self._last_state
         position = state.position
-        if last is not None and _distance(last.position, position) < _STATE_MOVE_M:
+        if last is not None and haversine_m(last.position, position) < _STATE_MOVE_M:
             position = last.position  # small moves go in telemetry, not in retained state
         return DroneState(
             drone_id=self.settings.drone_id,
@@ -392,7 +394,7 @@ class DroneAgent:
         )
 
     def _emit_state(self, out: Outbox) -> None:
-        event = self._state_event(self.fc.state())
+        event = self._state_event(self.fc.state(), self.store.active_job())
         if event != self._last_state:
             out.emit(event)
             self._last_state = event
@@ -419,10 +421,6 @@ def _ids(job: JobRecord) -> dict[str, str]:
 
 def _fc_ready(state: VehicleState) -> bool:
     return state.gps_ok and state.failsafe is None and state.link_ok
-
-
-def _distance(a: Location, b: Location) -> float:
-    return haversine_m(a, b)
 
 
 def _transitions(
