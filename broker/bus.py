@@ -90,20 +90,22 @@ class Outbox:
         causationid: str | None = None,
         sequence: int | None = None,
     ) -> Envelope[Event]:
-        """Wrap `data` and queue it; inside a handler it is caused by the event handled."""
-        source = self._bus.source
+        """Wrap `data` and queue it.
+
+        Inside a handler it is caused by the event handled and shares its correlation id,
+        unless other ids are given.
+        """
         if self._cause is not None:
-            envelope = Envelope[Event].caused_by(
-                self._cause, data, source=source, sequence=sequence
-            )
-        else:
-            envelope = Envelope[Event].new(
-                data,
-                source=source,
-                correlationid=correlationid,
-                causationid=causationid,
-                sequence=sequence,
-            )
+            # Explicit ids win: a drone's state change may cause an offer of some delivery.
+            correlationid = correlationid or self._cause.correlationid
+            causationid = causationid or self._cause.id
+        envelope = Envelope[Event].new(
+            data,
+            source=self._bus.source,
+            correlationid=correlationid,
+            causationid=causationid,
+            sequence=sequence,
+        )
         self.add(envelope)
         return envelope
 
@@ -227,23 +229,28 @@ class Bus:
         async with client:
             self._failures = 0
             self.stats.connections += 1
-            for topic_filter in sorted({r.topic_filter for r in self._routes.values()}):
-                await client.subscribe(self._prefix + topic_filter, qos=1)
-            if self._presence is not None:
-                online = Envelope[Event].new(
-                    self._presence(Link.ONLINE, self.session), source=self.source
-                )
-                await self._publish_now(client, online)
-            self._client_now = client
-            self.connected.set()
-            log.info("%s: connected to %s (session %d)", self.client_id, self.url, self.session)
             try:
                 async with asyncio.TaskGroup() as tasks:
+                    # Consume before subscribing: amqtt sends a filter's retained messages
+                    # before its SUBACK and drops them unless acknowledged within 5 s.
                     tasks.create_task(self._consume(client), name=f"{self.component}.consume")
+                    await self._subscribe_and_announce(client)
                     tasks.create_task(self._relay(client), name=f"{self.component}.relay")
             except asyncio.CancelledError:
                 await self._say_goodbye(client)
                 raise
+
+    async def _subscribe_and_announce(self, client: aiomqtt.Client) -> None:
+        for topic_filter in sorted({r.topic_filter for r in self._routes.values()}):
+            await client.subscribe(self._prefix + topic_filter, qos=1)
+        if self._presence is not None:
+            online = Envelope[Event].new(
+                self._presence(Link.ONLINE, self.session), source=self.source
+            )
+            await self._publish_now(client, online)
+        self._client_now = client
+        self.connected.set()
+        log.info("%s: connected to %s (session %d)", self.client_id, self.url, self.session)
 
     def _client(self) -> aiomqtt.Client:
         will = None
@@ -268,6 +275,8 @@ class Bus:
             timeout=10,
             tls_context=ssl.create_default_context() if self.url.tls else None,
         )
+        # The relay keeps a batch in flight on purpose; only warn beyond that.
+        client.pending_calls_threshold = _RELAY_BATCH + self._settings.max_inflight
         # aiomqtt acknowledges on receipt; we acknowledge after commit instead.
         client._client.manual_ack_set(True)  # noqa: SLF001, FBT003
         return client
@@ -307,7 +316,9 @@ class Bus:
         for attempt in range(1, attempts + 1):
             try:
                 with self.store.transaction():
-                    if not self.store.claim(envelope.source, envelope.id):
+                    # QoS 0 is never redelivered, so it needs no inbox row (and no fsync).
+                    volatile = envelope.data.qos == 0
+                    if not volatile and not self.store.claim(envelope.source, envelope.id):
                         self.stats.duplicates += 1
                         return
                     route.handler(envelope, Outbox(self, cause=envelope))

@@ -30,3 +30,17 @@ class PackageSize(StrEnum):
     SMALL = "small"
     MEDIUM = "medium"
     LARGE = "large"
+
+
+def parse_location(text: str, setting: str, problems: list[str]) -> Location:
+    """`LAT,LON` into a Location; a problem naming `setting` if it is not one."""
+    try:
+        lat_text, lon_text = text.split(",")
+        lat, lon = float(lat_text), float(lon_text)
+    except ValueError:
+        problems.append(f"{setting}: expected LAT,LON in degrees, got {text!r}")
+        return Location(latitude=0.0, longitude=0.0)
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):  # noqa: PLR2004 - degrees
+        problems.append(f"{setting}: {text!r} is not a position (latitude ±90, longitude ±180)")
+        return Location(latitude=0.0, longitude=0.0)
+    return Location(latitude=lat, longitude=lon)

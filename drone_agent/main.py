@@ -10,7 +10,7 @@ from pathlib import Path
 from broker.bus import Bus
 from broker.store import open_database
 from broker.url import BrokerUrl, BrokerUrlError
-from contracts.ids import Location
+from contracts.ids import Location, parse_location
 from drone_agent.service import AgentSettings, DroneAgent, drone_presence
 from drone_agent.sim_adapter import SimFlightController, TickRouter
 from firmware_sim.clock import Clock, ScaledClock
@@ -41,20 +41,6 @@ class FleetConfig:
     speedup: float = 1.0
     max_payload_kg: float = 2.5
     telemetry_hz: float = 1.0
-
-
-def parse_location(text: str, setting: str, problems: list[str]) -> Location:
-    """`LAT,LON` into a Location; a problem naming `setting` if it is not one."""
-    try:
-        lat_text, lon_text = text.split(",")
-        lat, lon = float(lat_text), float(lon_text)
-    except ValueError:
-        problems.append(f"{setting}: expected LAT,LON in degrees, got {text!r}")
-        return Location(latitude=0.0, longitude=0.0)
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180):  # noqa: PLR2004 - degrees
-        problems.append(f"{setting}: {text!r} is not a position (latitude ±90, longitude ±180)")
-        return Location(latitude=0.0, longitude=0.0)
-    return Location(latitude=lat, longitude=lon)
 
 
 def fleet_config(

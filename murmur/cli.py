@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -101,6 +102,250 @@ def _sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _problems(command: str, problems: list[str]) -> int:
+    for problem in problems:
+        print(f"murmur {command}: {problem}", file=sys.stderr)
+    return 2
+
+
+def _broker_url(args: argparse.Namespace, problems: list[str]) -> Any:  # noqa: ANN401 - BrokerUrl
+    from broker.url import BrokerUrl, BrokerUrlError  # noqa: PLC0415 - lazy by design
+
+    try:
+        return BrokerUrl.parse(args.broker)
+    except BrokerUrlError as exc:
+        problems.append(f"--broker: {exc}")
+        return None
+
+
+def _positive(args: argparse.Namespace, names: Sequence[str], problems: list[str]) -> None:
+    for name in names:
+        value = getattr(args, name.lstrip("-").replace("-", "_"))
+        if not (math.isfinite(value) and value > 0):
+            problems.append(f"{name}: must be a positive number, got {value}")
+
+
+def _service(args: argparse.Namespace) -> int:
+    from cloud.package.rules import PackagePolicy  # noqa: PLC0415 - lazy by design
+    from cloud.scheduler.service import SchedulerSettings  # noqa: PLC0415
+    from cloud.services import CloudSettings, build_service  # noqa: PLC0415
+    from contracts.ids import PackageSize  # noqa: PLC0415
+    from firmware_sim.clock import ScaledClock  # noqa: PLC0415
+
+    problems: list[str] = []
+    url = _broker_url(args, problems)
+    numbers = ["--speedup", "--max-weight-kg", "--offer-timeout", "--step-timeout"]
+    _positive(args, [*numbers, "--stale-after", "--assign-within"], problems)
+    sizes = []
+    for size in args.sizes.split(","):
+        try:
+            sizes.append(PackageSize(size.strip()))
+        except ValueError:
+            problems.append(f"--sizes: {size!r} is not one of small, medium, large")
+    if problems:
+        return _problems(f"service {args.service}", problems)
+    settings = CloudSettings(
+        package=PackagePolicy(
+            max_weight_kg=args.max_weight_kg,
+            sizes=frozenset(sizes),
+            refused_tags=frozenset(t.strip().lower() for t in args.refuse_tags.split(",") if t),
+        ),
+        scheduler=SchedulerSettings(
+            offer_timeout_s=args.offer_timeout,
+            step_timeout_s=args.step_timeout,
+            stale_after_s=args.stale_after,
+            assign_within_s=args.assign_within,
+        ),
+    )
+    run = build_service(
+        args.service,
+        broker=url,
+        db_path=args.db,
+        clock=ScaledClock(args.speedup),
+        settings=settings,
+        root=args.root,
+    )
+    _run_until_signalled(run())
+    return 0
+
+
+_REQUEST_FLAGS = {
+    "package.weight_kg": "--weight",
+    "package.size": "--size",
+    "package.tag": "--tag",
+    "owner_id": "--owner",
+    "delivery_id": "--id",
+    "deadline": "--deadline",
+}
+
+
+def _status_line(status: Any, *, as_json: bool) -> str:  # noqa: ANN401 - DeliveryStatusChanged
+    if as_json:
+        return str(status.model_dump_json(exclude_none=True))
+    parts = [f"{status.delivery_id}  v{status.version}  {status.stage.value}"]
+    if status.drone_id:
+        parts.append(f"drone {status.drone_id}")
+    if status.eta:
+        parts.append(f"eta {status.eta:%H:%M:%S}")
+    if status.reason:
+        parts.append(f"({status.reason})")
+    return "  ".join(parts)
+
+
+def _request(args: argparse.Namespace) -> int:
+    from datetime import datetime  # noqa: PLC0415
+
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from contracts.ids import PackageSize, parse_location  # noqa: PLC0415
+    from murmur.client import delivery_request  # noqa: PLC0415
+
+    problems: list[str] = []
+    url = _broker_url(args, problems)
+    pickup = parse_location(args.pickup, "--pickup", problems)
+    dropoff = parse_location(args.dropoff, "--dropoff", problems)
+    deadline = None
+    if args.deadline is not None:
+        try:
+            deadline = datetime.fromisoformat(args.deadline)
+        except ValueError:
+            problems.append(f"--deadline: {args.deadline!r} is not an ISO 8601 time")
+        else:
+            if deadline.tzinfo is None:
+                problems.append(f"--deadline: {args.deadline!r} needs a time zone (Z or +hh:mm)")
+    request = None
+    try:
+        request = delivery_request(
+            pickup=pickup,
+            dropoff=dropoff,
+            weight_kg=args.weight,
+            size=PackageSize(args.size),
+            deadline=deadline if deadline and deadline.tzinfo else None,
+            owner_id=args.owner,
+            tag=args.tag,
+            delivery_id=args.id,
+        )
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            problems.append(f"{_REQUEST_FLAGS.get(field, field)}: {error['msg']}")
+    if problems or request is None:
+        return _problems("request", problems)
+    return _with_broker("request", _request_and_follow(args, url, request))
+
+
+async def _request_and_follow(args: argparse.Namespace, url: Any, request: Any) -> int:  # noqa: ANN401
+    from contracts.states import TERMINAL_STAGES, DeliveryStage  # noqa: PLC0415
+    from murmur.client import connect  # noqa: PLC0415
+
+    async with connect(url, root=args.root) as client:
+        if args.follow:
+            await client.watch_status([request.delivery_id])
+        await client.request(request)
+        if not args.follow:
+            if args.json:
+                print(json.dumps({"delivery_id": request.delivery_id, "stage": "Requested"}))
+            else:
+                print(request.delivery_id)
+            return 0
+        async with asyncio.timeout(args.timeout):
+            async for status in client.statuses():
+                print(_status_line(status, as_json=args.json), flush=True)
+                if status.stage in TERMINAL_STAGES:
+                    return 0 if status.stage is DeliveryStage.DELIVERED else 1
+    return 1
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from pydantic import TypeAdapter, ValidationError  # noqa: PLC0415
+
+    from contracts.ids import TopicId  # noqa: PLC0415
+    from murmur.client import connect  # noqa: PLC0415
+
+    problems: list[str] = []
+    url = _broker_url(args, problems)
+    try:
+        TypeAdapter(TopicId).validate_python(args.delivery_id)
+    except ValidationError:
+        problems.append(f"DELIVERY_ID: {args.delivery_id!r} is not a delivery id")
+    if problems:
+        return _problems("cancel", problems)
+
+    async def cancel() -> int:
+        async with connect(url, root=args.root) as client:
+            await client.cancel(args.delivery_id, args.reason)
+        print(
+            f"cancellation of {args.delivery_id} requested; its status says whether it was granted"
+        )
+        return 0
+
+    return _with_broker("cancel", cancel())
+
+
+def _with_broker(command: str, main: Coroutine[Any, Any, int]) -> int:
+    import aiomqtt  # noqa: PLC0415
+
+    try:
+        return asyncio.run(main)
+    except aiomqtt.MqttError as exc:
+        print(f"murmur {command}: broker unreachable or refused: {exc}", file=sys.stderr)
+        return 1
+    except TimeoutError:
+        print(f"murmur {command}: no terminal stage within --timeout", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _up(args: argparse.Namespace) -> int:
+    from contracts.ids import parse_location  # noqa: PLC0415
+    from murmur.up import UpConfig, run_up  # noqa: PLC0415
+
+    problems: list[str] = []
+    url = _broker_url(args, problems) if args.broker else None
+    home = parse_location(args.home, "--home", problems)
+    _positive(args, ["--speedup", "--spread-km"], problems)
+    if args.drones < 1:
+        problems.append(f"--drones: at least 1, got {args.drones}")
+    if args.deliveries < 0:
+        problems.append(f"--deliveries: at least 0, got {args.deliveries}")
+    if problems:
+        return _problems("up", problems)
+    config = UpConfig(
+        drones=args.drones,
+        deliveries=args.deliveries,
+        speedup=args.speedup,
+        seed=args.seed,
+        broker=url,
+        home=home,
+        spread_km=args.spread_km,
+        state_dir=args.state_dir,
+    )
+    quiet = args.json and args.until_idle
+
+    def on_status(status: Any) -> None:  # noqa: ANN401 - DeliveryStatusChanged
+        if not quiet:
+            print(_status_line(status, as_json=args.json), flush=True)
+
+    def on_ready(broker: Any) -> None:  # noqa: ANN401 - BrokerUrl
+        if not args.json:
+            print(f"murmur up: {args.drones} drones on {broker} (Ctrl-C stops)", flush=True)
+
+    summary: dict[str, Any] = {}
+
+    async def main() -> None:
+        summary.update(
+            await run_up(config, until_idle=args.until_idle, on_status=on_status, on_ready=on_ready)
+        )
+
+    _run_until_signalled(main())
+    if not summary:
+        return 130 if args.until_idle else 0
+    print(json.dumps(summary) if args.json else json.dumps(summary, indent=2))
+    delivered = summary["deliveries"]["by_stage"].get("Delivered", 0)
+    return 0 if delivered == summary["deliveries"]["total"] else 1
+
+
 def _add_fleet_options(command: argparse.ArgumentParser, *, state_dir: str) -> None:
     command.add_argument("--broker", required=True, help="mqtt://user:password@host:port")
     command.add_argument("--home", default="47.3769,8.5417", help="LAT,LON (default Zurich)")
@@ -150,7 +395,66 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=1)
     _add_fleet_options(sim, state_dir="var/sim")
     sim.set_defaults(run=_sim)
+
+    _add_cloud_commands(commands)
     return parser
+
+
+def _add_cloud_commands(commands: Any) -> None:  # noqa: ANN401 - argparse's private type
+    service = commands.add_parser("service", help="run one cloud service")
+    service.add_argument("service", choices=["package", "scheduler", "delivery"])
+    service.add_argument("--broker", required=True, help="mqtt://user:password@host:port")
+    service.add_argument("--db", type=Path, required=True, help="the service's SQLite file")
+    service.add_argument("--root", default=DEFAULT_ROOT, help="topic root (default %(default)s)")
+    service.add_argument(
+        "--speedup", type=float, default=1.0, help="clock factor, to match a simulated fleet"
+    )
+    service.add_argument("--max-weight-kg", type=float, default=2.5, help="package: heaviest")
+    service.add_argument("--sizes", default="small,medium", help="package: sizes carried")
+    service.add_argument(
+        "--refuse-tags", default="hazmat,lithium-bulk,live-animal", help="package: tags refused"
+    )
+    service.add_argument("--offer-timeout", type=float, default=10.0, help="scheduler: s")
+    service.add_argument("--step-timeout", type=float, default=1800.0, help="scheduler: s")
+    service.add_argument("--stale-after", type=float, default=15.0, help="scheduler: s")
+    service.add_argument("--assign-within", type=float, default=4 * 3600.0, help="scheduler: s")
+    service.set_defaults(run=_service)
+
+    request = commands.add_parser("request", help="request a delivery (and follow it)")
+    request.add_argument("--broker", required=True, help="mqtt://user:password@host:port")
+    request.add_argument("--pickup", required=True, help="LAT,LON")
+    request.add_argument("--dropoff", required=True, help="LAT,LON")
+    request.add_argument("--weight", type=float, required=True, help="package weight in kg")
+    request.add_argument("--size", default="small", choices=["small", "medium", "large"])
+    request.add_argument("--deadline", help="ISO 8601 with a time zone")
+    request.add_argument("--tag", help="package tag (e.g. fragile)")
+    request.add_argument("--owner", default="cli", help="owner id")
+    request.add_argument("--id", help="delivery id (default: a new one)")
+    request.add_argument("--follow", action="store_true", help="print each status change")
+    request.add_argument("--json", action="store_true", help="one JSON object per line")
+    request.add_argument("--timeout", type=float, help="give up following after S seconds")
+    request.add_argument("--root", default=DEFAULT_ROOT, help="topic root (default %(default)s)")
+    request.set_defaults(run=_request)
+
+    cancel = commands.add_parser("cancel", help="ask to cancel a delivery")
+    cancel.add_argument("delivery_id", metavar="DELIVERY_ID")
+    cancel.add_argument("--broker", required=True, help="mqtt://user:password@host:port")
+    cancel.add_argument("--reason")
+    cancel.add_argument("--root", default=DEFAULT_ROOT, help="topic root (default %(default)s)")
+    cancel.set_defaults(run=_cancel)
+
+    up = commands.add_parser("up", help="run broker, services and a simulated fleet in one process")
+    up.add_argument("--drones", type=int, default=10)
+    up.add_argument("--deliveries", type=int, default=0, help="requests to generate")
+    up.add_argument("--speedup", type=float, default=50.0, help="simulated time factor")
+    up.add_argument("--seed", type=int, default=1)
+    up.add_argument("--broker", help="use this broker instead of the embedded one")
+    up.add_argument("--home", default="47.3769,8.5417", help="LAT,LON of the fleet's area")
+    up.add_argument("--spread-km", type=float, default=2.0, help="radius of the area")
+    up.add_argument("--state-dir", type=Path, help="SQLite files (default: a temporary dir)")
+    up.add_argument("--until-idle", action="store_true", help="exit when all are terminal")
+    up.add_argument("--json", action="store_true", help="JSON output")
+    up.set_defaults(run=_up)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,1 @@
+"""The Delivery service: each delivery's stage, as its client sees it."""

@@ -1,0 +1,1 @@
+"""The Package service: validates, records and follows the packages of deliveries."""

@@ -1,0 +1,66 @@
+"""Wiring: one service = its own database file, its own broker connection, its own rules.
+
+The only module of `cloud` that knows all three services; they never import each other.
+"""
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from broker.bus import Bus, Presence
+from broker.store import open_database
+from broker.url import BrokerUrl
+from cloud.delivery.service import DeliveryService
+from cloud.package.rules import PackagePolicy
+from cloud.package.service import PackageService
+from cloud.scheduler.service import SchedulerService, SchedulerSettings
+from contracts import DEFAULT_ROOT
+from contracts.events import ServiceStatus
+from firmware_sim.clock import Clock
+
+SERVICE_NAMES = ("package", "scheduler", "delivery")
+
+
+@dataclass(frozen=True)
+class CloudSettings:
+    """What the services are told; each reads its own part."""
+
+    package: PackagePolicy = field(default_factory=PackagePolicy)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+
+
+def service_presence(name: str) -> Presence:
+    """The retained status a service's bus publishes (and leaves as its last will)."""
+    return lambda link, session: ServiceStatus(service=name, link=link, session=session)
+
+
+def build_service(
+    name: str,
+    *,
+    broker: BrokerUrl,
+    db_path: Path,
+    clock: Clock,
+    settings: CloudSettings | None = None,
+    root: str = DEFAULT_ROOT,
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """Build the service called `name`; returns its `run` coroutine function."""
+    settings = settings or CloudSettings()
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    bus = Bus(
+        component=name,
+        url=broker,
+        db=open_database(db_path),
+        root=root,
+        client_id=f"murmur-{name}",
+        source=f"/cloud/{name}",
+        presence=service_presence(name),
+    )
+    if name == "package":
+        return PackageService(bus, settings.package).run
+    if name == "scheduler":
+        return SchedulerService(bus, clock, settings.scheduler).run
+    if name == "delivery":
+        return DeliveryService(bus, clock).run
+    msg = f"no service called {name!r}; one of {', '.join(SERVICE_NAMES)}"
+    raise ValueError(msg)

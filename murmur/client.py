@@ -1,0 +1,128 @@
+"""The client side of the contract: request a delivery, cancel it, follow its status.
+
+A plain MQTT client with no database: a request is done once the broker acknowledged it
+(PUBACK), and the client picks the delivery id, so retrying a request cannot double it.
+"""
+
+import itertools
+import ssl
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import aiomqtt
+
+from broker.url import BrokerUrl
+from contracts import DEFAULT_ROOT, DecodeError, Envelope, Event, decode
+from contracts.events import (
+    DeliveryCancellationRequested,
+    DeliveryRequested,
+    DeliveryStatusChanged,
+    PackageInfo,
+)
+from contracts.ids import Location, PackageSize
+from contracts.topics import join
+
+SOURCE = "/clients/cli"
+_ids = itertools.count()
+
+
+def new_delivery_id() -> str:
+    """A fresh delivery id; the client owns it."""
+    return f"del-{uuid.uuid4().hex[:16]}"
+
+
+def delivery_request(
+    *,
+    pickup: Location,
+    dropoff: Location,
+    weight_kg: float,
+    size: PackageSize = PackageSize.SMALL,
+    deadline: datetime | None = None,
+    owner_id: str = "cli",
+    tag: str | None = None,
+    delivery_id: str | None = None,
+) -> DeliveryRequested:
+    """Build a request; pydantic's ValidationError names any bad field."""
+    delivery_id = delivery_id or new_delivery_id()
+    return DeliveryRequested(
+        delivery_id=delivery_id,
+        owner_id=owner_id,
+        pickup=pickup,
+        dropoff=dropoff,
+        deadline=deadline,
+        package=PackageInfo(
+            package_id=f"pkg-{delivery_id}"[:64], size=size, weight_kg=weight_kg, tag=tag
+        ),
+    )
+
+
+class Client:
+    """One connected client; `connect()` opens it."""
+
+    def __init__(self, mqtt: aiomqtt.Client, root: str) -> None:
+        self._mqtt = mqtt
+        self.root = root
+
+    async def publish(self, data: Event, *, correlationid: str | None = None) -> Envelope[Event]:
+        """Publish one event at QoS 1; returns once the broker acknowledged it."""
+        envelope = Envelope[Event].new(data, source=SOURCE, correlationid=correlationid)
+        await self._mqtt.publish(
+            data.resolved_topic(self.root), envelope.to_json(), qos=data.qos, retain=data.retained
+        )
+        return envelope
+
+    async def request(self, request: DeliveryRequested) -> Envelope[Event]:
+        """Ask for a delivery."""
+        return await self.publish(request, correlationid=request.delivery_id)
+
+    async def cancel(self, delivery_id: str, reason: str | None = None) -> Envelope[Event]:
+        """Ask to cancel a delivery (granted until pickup)."""
+        data = DeliveryCancellationRequested(delivery_id=delivery_id, reason=reason)
+        return await self.publish(data, correlationid=delivery_id)
+
+    async def watch_status(self, delivery_ids: Iterable[str] = ("+",)) -> None:
+        """Subscribe to the retained status of these deliveries (all by default)."""
+        for delivery_id in delivery_ids:
+            await self._mqtt.subscribe(join(self.root, f"deliveries/{delivery_id}/status"), qos=1)
+
+    async def subscribe(self, relative_filter: str) -> None:
+        """Subscribe to any topic filter under the root."""
+        await self._mqtt.subscribe(join(self.root, relative_filter), qos=1)
+
+    async def events(self) -> AsyncIterator[Envelope[Any]]:
+        """Every decodable event on the subscriptions; undecodable input is skipped."""
+        async for message in self._mqtt.messages:
+            payload = message.payload
+            raw = payload if isinstance(payload, bytes) else str(payload or "").encode()
+            try:
+                yield decode(str(message.topic), raw, root=self.root)
+            except DecodeError:
+                continue
+
+    async def statuses(self) -> AsyncIterator[DeliveryStatusChanged]:
+        """Status changes on the subscriptions, as they arrive."""
+        async for envelope in self.events():
+            if isinstance(envelope.data, DeliveryStatusChanged):
+                yield envelope.data
+
+
+@asynccontextmanager
+async def connect(url: BrokerUrl | str, *, root: str = DEFAULT_ROOT) -> AsyncIterator[Client]:
+    """A client connection for the duration of the block."""
+    parsed = url if isinstance(url, BrokerUrl) else BrokerUrl.parse(url)
+    client_id = f"murmur-client-{uuid.uuid4().hex[:8]}-{next(_ids)}"
+    mqtt = aiomqtt.Client(
+        parsed.host,
+        parsed.port,
+        username=parsed.username or client_id,
+        password=parsed.password,
+        identifier=client_id,
+        clean_session=True,
+        timeout=10,
+        tls_context=ssl.create_default_context() if parsed.tls else None,
+    )
+    async with mqtt:
+        yield Client(mqtt, root)
