@@ -102,8 +102,10 @@ def _percentiles(start: dict[str, float], end: dict[str, float]) -> dict[str, fl
 def generate_requests(
     config: UpConfig, count: int, homes: list[Location]
 ) -> list[DeliveryRequested]:
-    """`count` seeded requests between points of the fleet's area that a fully charged drone
-    from one of `homes` can fly (redrawn otherwise): demand the fleet can serve.
+    """`count` seeded requests between points of the fleet's area.
+
+    Each is one a fully charged drone from one of `homes` can fly (redrawn otherwise):
+    demand the fleet can serve.
     """
     rng = random.Random(config.seed)  # noqa: S311 - reproducible load, not crypto
     energy = EnergyModel()
