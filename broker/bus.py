@@ -118,6 +118,7 @@ class Outbox:
             qos=data.qos,
             retain=data.retained,
             droppable=data.droppable,
+            supersede=data.snapshot,
         )
 
 

@@ -83,15 +83,23 @@ class BusStore:
         return cursor.rowcount == 1
 
     def enqueue(
-        self, topic: str, payload: bytes, *, qos: int, retain: bool, droppable: bool = False
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int,
+        retain: bool,
+        droppable: bool = False,
+        supersede: bool = False,
     ) -> None:
         """Queue one message for the relay, keeping the outbox bounded.
 
-        A retained message replaces an unsent one on the same topic: the broker would keep
-        only the last anyway. Past `max_outbox` rows, the oldest droppable rows go first;
-        rows that are not droppable (job updates, assignments) are never dropped.
+        A message that `supersede`s (a retained snapshot) replaces an unsent one on the same
+        topic: the broker would keep only the last anyway. Past `max_outbox` rows, the oldest
+        droppable rows go first; rows that are not droppable (job updates, assignments) are
+        never dropped.
         """
-        if retain:
+        if supersede:
             self.db.execute("DELETE FROM bus_outbox WHERE topic = ? AND retain = 1", [topic])
         self.db.execute(
             "INSERT INTO bus_outbox (topic, payload, qos, retain, droppable)"

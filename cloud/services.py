@@ -3,10 +3,9 @@
 The only module of `cloud` that knows all three services; they never import each other.
 """
 
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from broker.bus import Bus, Presence
 from broker.store import open_database
@@ -20,6 +19,15 @@ from contracts.events import ServiceStatus
 from firmware_sim.clock import Clock
 
 SERVICE_NAMES = ("package", "scheduler", "delivery")
+
+
+class Service(Protocol):
+    """What every service offers its runner."""
+
+    bus: Bus
+
+    async def run(self) -> None:
+        """Serve until cancelled."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +51,8 @@ def build_service(
     clock: Clock,
     settings: CloudSettings | None = None,
     root: str = DEFAULT_ROOT,
-) -> Callable[[], Coroutine[Any, Any, None]]:
-    """Build the service called `name`; returns its `run` coroutine function."""
+) -> Service:
+    """Build the service called `name`, ready to `run()`."""
     settings = settings or CloudSettings()
     db_path.parent.mkdir(parents=True, exist_ok=True)
     bus = Bus(
@@ -57,10 +65,10 @@ def build_service(
         presence=service_presence(name),
     )
     if name == "package":
-        return PackageService(bus, settings.package).run
+        return PackageService(bus, settings.package)
     if name == "scheduler":
-        return SchedulerService(bus, clock, settings.scheduler).run
+        return SchedulerService(bus, clock, settings.scheduler)
     if name == "delivery":
-        return DeliveryService(bus, clock).run
+        return DeliveryService(bus, clock)
     msg = f"no service called {name!r}; one of {', '.join(SERVICE_NAMES)}"
     raise ValueError(msg)

@@ -38,6 +38,9 @@ class Event(BaseModel):
     qos: ClassVar[int] = 1
     # May a bounded store-and-forward buffer drop it under pressure? Never for job updates.
     droppable: ClassVar[bool] = False
+    # Is it a snapshot, which a newer one on the same topic makes worthless before it is sent?
+    # Retained status changes are not: a follower wants every version.
+    snapshot: ClassVar[bool] = False
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: object) -> None:
@@ -371,6 +374,7 @@ class DroneState(Event):
     type: ClassVar[str] = "murmur.drone.state.v1"
     topic: ClassVar[str] = "drones/{drone_id}/state"
     retained: ClassVar[bool] = True
+    snapshot: ClassVar[bool] = True
 
     drone_id: TopicId
     availability: Availability

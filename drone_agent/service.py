@@ -377,16 +377,21 @@ class DroneAgent:
         else:
             availability = Availability.IDLE
         last = self._last_state
+        battery_pct = float(round(min(100.0, max(0.0, state.battery_pct))))
+        energy_wh = max(0.0, round(state.energy_wh, 1))
         position = state.position
-        if last is not None and haversine_m(last.position, position) < _STATE_MOVE_M:
-            position = last.position  # small moves go in telemetry, not in retained state
+        if last is not None:
+            # In the air, battery and position are telemetry's: a scheduler reads the retained
+            # state only of drones on the ground, and a flight would otherwise send dozens.
+            if not state.landed or last.battery_pct == battery_pct:
+                battery_pct, energy_wh = last.battery_pct, last.energy_wh
+            if not state.landed or haversine_m(last.position, position) < _STATE_MOVE_M:
+                position = last.position
         return DroneState(
             drone_id=self.settings.drone_id,
             availability=availability,
-            battery_pct=float(round(min(100.0, max(0.0, state.battery_pct)))),
-            energy_wh=max(0.0, round(state.energy_wh, 1))
-            if last is None or abs(last.battery_pct - round(state.battery_pct)) >= 1
-            else last.energy_wh,
+            battery_pct=battery_pct,
+            energy_wh=energy_wh,
             position=position,
             home=state.home,
             max_payload_kg=self.settings.max_payload_kg,

@@ -4,6 +4,7 @@ A single task for the whole fleet: per vehicle and tick it costs a few float upd
 thousand drones at 1 Hz take milliseconds; the MQTT side is the bottleneck, not this.
 """
 
+import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
@@ -12,6 +13,8 @@ from firmware_sim.state import SimEvent
 from firmware_sim.vehicle import SimVehicle
 
 TickListener = Callable[[SimVehicle, list[SimEvent]], None]
+MAX_STEP_S = 1.0
+MAX_STEPS_PER_ROUND = 20  # bounds the work of one round when the loop is far behind
 
 
 class Simulator:
@@ -71,9 +74,11 @@ class Simulator:
     async def run(self) -> None:
         """Step on the clock until cancelled; a listener's exception ends the loop.
 
-        Each step covers the simulated time that really passed since the last one, so a
+        Each round covers the simulated time that really passed since the last one, so a
         loop that falls behind (a busy event loop, a high speed-up) never slows the vehicles
-        relative to the clock; it steps further instead, and never tries to catch up in bursts.
+        relative to the clock. A long round is cut into steps of at most `MAX_STEP_S`, with the
+        listeners (the flight controllers' companions) heard after each: a stall of the shared
+        event loop is not a silent companion, which would trip the link failsafe.
         """
         last = self.clock.monotonic()
         deadline = last
@@ -84,5 +89,8 @@ class Simulator:
             if now > deadline + self.tick_s:
                 deadline = now  # far behind: start a fresh cadence instead of bursting
             if now > last:
-                self.step(now - last)
+                elapsed = now - last
+                steps = min(MAX_STEPS_PER_ROUND, math.ceil(elapsed / MAX_STEP_S))
+                for _ in range(steps):
+                    self.step(elapsed / steps)
                 last = now

@@ -148,7 +148,9 @@ def _service(args: argparse.Namespace) -> int:
         package=PackagePolicy(
             max_weight_kg=args.max_weight_kg,
             sizes=frozenset(sizes),
-            refused_tags=frozenset(t.strip().lower() for t in args.refuse_tags.split(",") if t),
+            refused_tags=frozenset(
+                t.strip().lower() for t in args.refuse_tags.split(",") if t.strip()
+            ),
         ),
         scheduler=SchedulerSettings(
             offer_timeout_s=args.offer_timeout,
@@ -157,7 +159,7 @@ def _service(args: argparse.Namespace) -> int:
             assign_within_s=args.assign_within,
         ),
     )
-    run = build_service(
+    service = build_service(
         args.service,
         broker=url,
         db_path=args.db,
@@ -165,7 +167,7 @@ def _service(args: argparse.Namespace) -> int:
         settings=settings,
         root=args.root,
     )
-    _run_until_signalled(run())
+    _run_until_signalled(service.run())
     return 0
 
 

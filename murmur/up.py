@@ -36,6 +36,7 @@ from murmur.client import Client, connect, delivery_request
 
 REAL_TELEMETRY_HZ = 2.0
 REAL_ANSWER_S = 2.0
+REAL_TICK_S = 0.05
 _DRAWS = 100
 STALE_PERIODS = 5  # telemetry periods without a report before the scheduler calls a drone stale
 
@@ -209,6 +210,7 @@ async def run_up(
                     stale_after_s=STALE_PERIODS / telemetry_hz,
                     # An answer takes a few real milliseconds, which is seconds of simulated time.
                     offer_timeout_s=max(10.0, REAL_ANSWER_S * config.speedup),
+                    tick_s=max(1.0, REAL_TICK_S * config.speedup),
                 )
             )
             ids = [f"d-{i:03d}" for i in range(1, config.drones + 1)]
@@ -230,7 +232,7 @@ async def run_up(
                 for name in SERVICE_NAMES
             ]
             background = [tasks.create_task(simulator.run(), name="simulator")]
-            background += [tasks.create_task(run(), name="service") for run in services]
+            background += [tasks.create_task(s.run(), name=s.bus.component) for s in services]
             background += [tasks.create_task(a.run(), name="agent") for a in agents]
             try:
                 requests = generate_requests(config, config.deliveries, homes)

@@ -37,9 +37,17 @@ class Probe:
     raw: list[tuple[str, bytes]] = field(default_factory=list)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
-    def of(self, event_cls: type[E], where: Callable[[E], bool] = lambda _: True) -> list[E]:
-        """The data of every event of one class seen so far that satisfies `where`."""
-        return [e.data for e in self.seen if isinstance(e.data, event_cls) and where(e.data)]
+    def of(
+        self, event_cls: type[E], where: Callable[[E], bool] = lambda _: True, *, after: int = 0
+    ) -> list[E]:
+        """The data of the events of one class satisfying `where`, seen from `after` on."""
+        return [
+            e.data for e in self.seen[after:] if isinstance(e.data, event_cls) and where(e.data)
+        ]
+
+    def mark(self) -> int:
+        """A bookmark for `after=`: only what is seen from now on."""
+        return len(self.seen)
 
     async def wait_for(
         self,
@@ -48,11 +56,14 @@ class Probe:
         *,
         count: int = 1,
         timeout: float = 20,
+        after: int = 0,
     ) -> list[E]:
-        """Wait until `count` matching events were seen; return them."""
+        """Wait until `count` matching events were seen (from `after` on); return them."""
         async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: len(self.of(event_cls, where)) >= count)
-        return self.of(event_cls, where)
+            await self._changed.wait_for(
+                lambda: len(self.of(event_cls, where, after=after)) >= count
+            )
+        return self.of(event_cls, where, after=after)
 
     async def _record(self, topic: str, payload: bytes) -> None:
         self.raw.append((topic, payload))

@@ -42,7 +42,8 @@ def refusal(package: PackageInfo, policy: PackagePolicy) -> Refusal | None:
     if package.size not in policy.sizes:
         carried = ", ".join(sorted(s.value for s in policy.sizes))
         return PackageRejectionReason.TOO_LARGE, f"size {package.size.value}; carried: {carried}"
-    if package.tag is not None and package.tag.strip().lower() in policy.refused_tags:
+    refused = {tag.strip().lower() for tag in policy.refused_tags}
+    if package.tag is not None and package.tag.strip().lower() in refused:
         return PackageRejectionReason.TAG_REFUSED, f"tag {package.tag!r} is not carried"
     return None
 

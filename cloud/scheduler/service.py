@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from broker.bus import Bus, Outbox, raise_if_cancelled
-from cloud.scheduler.fleet import DroneView, Trip, candidates
+from cloud.scheduler.fleet import DroneView, Trip, candidates, free
 from cloud.scheduler.store import OPEN_JOB_STATES, Booking, JobRow, Plan, SchedulerStore
 from contracts import Envelope
 from contracts.events import (
@@ -55,7 +55,7 @@ class SchedulerSettings:
     step_timeout_s: float = 1800.0
     stale_after_s: float = 15.0
     assign_within_s: float = 4 * 3600.0
-    tick_s: float = 1.0
+    tick_s: float = 1.0  # timer resolution; at a high speed-up, make it coarser
 
 
 class SchedulerService:
@@ -140,15 +140,7 @@ class SchedulerService:
             if booking.plan is not Plan.WAITING or booking.request is None:
                 continue
             if now > booking.deadline:
-                self.store.update_booking(booking.delivery_id, plan=Plan.UNASSIGNABLE)
-                out.emit(
-                    DeliveryUnassignable(
-                        delivery_id=booking.delivery_id,
-                        reason="no drone took the delivery before its deadline",
-                    ),
-                    correlationid=booking.delivery_id,
-                    causationid=cause or booking.request_event_id,
-                )
+                self._give_up(booking, out, cause=cause)
                 continue
             request = booking.request
             trip = Trip(request.pickup, request.dropoff, request.package.weight_kg)
@@ -158,6 +150,22 @@ class SchedulerService:
             drone = found[0]
             self._offer(booking, drone.drone_id, out, cause=cause, now=now)
             fleet.pop(drone.drone_id)
+
+    def _place_waiting(self, out: Outbox) -> None:
+        """Offer waiting deliveries, if any drone is free at all (the common case: none)."""
+        if any(free(drone) for drone in self._fleet().values()):
+            self._place(self.store.waiting(_WAITING_BATCH), out)
+
+    def _give_up(self, booking: Booking, out: Outbox, *, cause: str | None = None) -> None:
+        self.store.update_booking(booking.delivery_id, plan=Plan.UNASSIGNABLE)
+        out.emit(
+            DeliveryUnassignable(
+                delivery_id=booking.delivery_id,
+                reason="no drone took the delivery before its deadline",
+            ),
+            correlationid=booking.delivery_id,
+            causationid=cause or booking.request_event_id,
+        )
 
     def _offer(
         self, booking: Booking, drone_id: str, out: Outbox, *, cause: str | None, now: float
@@ -292,13 +300,13 @@ class SchedulerService:
 
     def _on_drone_status(self, event: Envelope[Any], out: Outbox) -> None:
         if self.store.record_status(event.data):
-            self._place(self.store.waiting(_WAITING_BATCH), out)
+            self._place_waiting(out)
 
     def _on_drone_state(self, event: Envelope[Any], out: Outbox) -> None:
         state: DroneState = event.data
         self.store.record_state(state)
         if state.availability is Availability.IDLE:
-            self._place(self.store.waiting(_WAITING_BATCH), out)
+            self._place_waiting(out)
 
     def _on_telemetry(self, event: Envelope[Any], _: Outbox) -> None:
         self._seen[event.data.drone_id] = self.clock.monotonic()
@@ -315,7 +323,11 @@ class SchedulerService:
     def tick(self, out: Outbox) -> None:
         """Expire unanswered offers, time out stalled jobs, retry waiting deliveries."""
         now = self._now()
-        for job in self.store.expired_offers(now):
+        for late in self.store.overdue(now):
+            self._give_up(late, out)
+        # The drone refuses an offer past `answer_by` itself; the grace covers an accept
+        # sent just in time and still on its way.
+        for job in self.store.expired_offers(now - self.settings.offer_timeout_s / 2):
             self._cancel(job, JobState.TIMED_OUT, "offer timed out: no answer in time", out)
             self._reopen(job, out)
         for job in self.store.stalled_jobs(now - self.settings.step_timeout_s):
@@ -326,7 +338,7 @@ class SchedulerService:
                 self.store.update_booking(job.delivery_id, plan=Plan.FAILED)
             else:
                 self._reopen(job, out)
-        self._place(self.store.waiting(_WAITING_BATCH), out)
+        self._place_waiting(out)
 
 
 _OVER = frozenset({Plan.DONE, Plan.FAILED, Plan.CLOSED, Plan.UNASSIGNABLE})

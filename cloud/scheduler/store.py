@@ -77,6 +77,8 @@ class SchedulerStore:
                 reason TEXT);
             CREATE INDEX IF NOT EXISTS sched_deliveries_plan
                 ON sched_deliveries (plan, priority DESC, created);
+            CREATE INDEX IF NOT EXISTS sched_deliveries_deadline
+                ON sched_deliveries (plan, deadline);
             CREATE TABLE IF NOT EXISTS sched_jobs (
                 job_id TEXT PRIMARY KEY, delivery_id TEXT NOT NULL, drone_id TEXT NOT NULL,
                 state TEXT NOT NULL, answer_by REAL NOT NULL, last_progress REAL NOT NULL);
@@ -131,6 +133,13 @@ class SchedulerStore:
         rows = self._db.execute(
             f"{_BOOKING} WHERE plan = ? ORDER BY priority DESC, created LIMIT ?",
             [Plan.WAITING, limit],
+        ).fetchall()
+        return [_booking(r) for r in rows]
+
+    def overdue(self, now: float) -> list[Booking]:
+        """Deliveries still waiting for a drone past their deadline."""
+        rows = self._db.execute(
+            f"{_BOOKING} WHERE plan = ? AND deadline < ?", [Plan.WAITING, now]
         ).fetchall()
         return [_booking(r) for r in rows]
 

@@ -27,15 +27,22 @@ def test_the_outbox_hands_out_rows_in_the_order_they_were_queued() -> None:
     assert [r.topic for r in store.pending(10)] == ["t/3", "t/4"]
 
 
-def test_a_retained_message_replaces_an_unsent_one_on_the_same_topic() -> None:
+def test_a_retained_snapshot_replaces_an_unsent_one_on_the_same_topic() -> None:
     store = a_store()
-    store.enqueue("drones/d-1/state", b"old", qos=1, retain=True)
+    store.enqueue("drones/d-1/state", b"old", qos=1, retain=True, supersede=True)
     store.enqueue("drones/d-1/jobs/j/update", b"u", qos=1, retain=False)
-    store.enqueue("drones/d-1/state", b"new", qos=1, retain=True)
+    store.enqueue("drones/d-1/state", b"new", qos=1, retain=True, supersede=True)
     assert [(r.topic, r.payload) for r in store.pending(10)] == [
         ("drones/d-1/jobs/j/update", b"u"),
         ("drones/d-1/state", b"new"),
     ]
+
+
+def test_every_version_of_a_retained_status_change_is_kept() -> None:
+    store = a_store()
+    store.enqueue("deliveries/x/status", b"v1", qos=1, retain=True)
+    store.enqueue("deliveries/x/status", b"v2", qos=1, retain=True)
+    assert [r.payload for r in store.pending(10)] == [b"v1", b"v2"]
 
 
 def test_a_full_outbox_drops_the_oldest_droppable_rows_and_never_the_others() -> None:

@@ -1,0 +1,143 @@
+"""The whole choreography in the test's loop: three services and simulated drones.
+
+Every part has its own broker connection and SQLite file, as in production; they share one
+fast simulated clock, so a delivery of a few kilometres takes seconds.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from broker.bus import Bus
+from broker.url import BrokerUrl
+from cloud.scheduler.service import SchedulerSettings
+from cloud.services import SERVICE_NAMES, CloudSettings, build_service
+from contracts.ids import Location
+from drone_agent.main import FleetConfig, build_agent
+from drone_agent.service import DroneAgent
+from drone_agent.sim_adapter import TickRouter
+from firmware_sim.clock import ScaledClock
+from firmware_sim.failures import Failure, FailurePlan
+from firmware_sim.geo import from_enu
+from firmware_sim.ground_crew import GroundCrew
+from firmware_sim.simulator import Simulator
+
+ROOT = "murmur/v1"
+CENTER = Location(latitude=47.3769, longitude=8.5417)
+SPEEDUP = 200.0
+# Telemetry twice per real second, whatever the speed-up; stale after five missed reports.
+TELEMETRY_HZ = 2.0 / SPEEDUP
+
+
+def near(east_m: float, north_m: float) -> Location:
+    """A point this far from the centre of the test area."""
+    return from_enu(CENTER, east_m, north_m)
+
+
+@dataclass
+class Drone:
+    """One simulated drone of a test fleet."""
+
+    home: Location = field(default_factory=lambda: CENTER)
+    failures: list[Failure] = field(default_factory=list)
+
+
+@dataclass
+class System:
+    """A running system; services can be stopped and started again by name."""
+
+    url: str
+    clock: ScaledClock
+    agents: dict[str, DroneAgent]
+    _tmp: Path
+    _settings: CloudSettings
+    buses: dict[str, Bus] = field(default_factory=dict)
+    _services: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+    def start(self, name: str) -> None:
+        """Start (or restart) a service on its own database file."""
+        service = build_service(
+            name,
+            broker=BrokerUrl.parse(self.url),
+            db_path=self._tmp / f"{name}.db",
+            clock=self.clock,
+            settings=self._settings,
+        )
+        self.buses[name] = service.bus
+        self._services[name] = asyncio.create_task(service.run(), name=name)
+
+    async def stop(self, name: str) -> None:
+        """Stop a service cleanly; its persistent session keeps queueing for it."""
+        task = self._services.pop(name)
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+    async def stop_all(self) -> None:
+        """Stop every running service."""
+        for name in list(self._services):
+            await self.stop(name)
+
+
+@asynccontextmanager
+async def running_system(
+    url: str,
+    tmp_path: Path,
+    drones: dict[str, Drone],
+    *,
+    services: tuple[str, ...] = SERVICE_NAMES,
+    scheduler: SchedulerSettings | None = None,
+) -> AsyncIterator[System]:
+    """Services and drones, connected before the block; everything stops after it."""
+    clock = ScaledClock(SPEEDUP)
+    simulator = Simulator(clock)
+    router = TickRouter(simulator)
+    simulator.on_tick(GroundCrew(clock))
+    config = FleetConfig(
+        broker=BrokerUrl.parse(url),
+        home=CENTER,
+        state_dir=tmp_path / "drones",
+        speedup=SPEEDUP,
+        telemetry_hz=TELEMETRY_HZ,
+    )
+    agents = {
+        drone_id: build_agent(
+            config,
+            drone_id,
+            home=drone.home,
+            clock=clock,
+            router=router,
+            snapshot=False,
+            failures=FailurePlan(drone.failures, seed=7) if drone.failures else None,
+        )
+        for drone_id, drone in drones.items()
+    }
+    settings = CloudSettings(
+        scheduler=scheduler
+        or SchedulerSettings(
+            stale_after_s=5 / TELEMETRY_HZ, offer_timeout_s=2 * SPEEDUP, tick_s=0.05 * SPEEDUP
+        )
+    )
+    system = System(url, clock, agents, tmp_path, settings)
+    background: list[asyncio.Task[None]] = [asyncio.create_task(simulator.run())]
+    background += [asyncio.create_task(_quiet(agent.run())) for agent in agents.values()]
+    for name in services:
+        system.start(name)
+    try:
+        async with asyncio.timeout(10):
+            for bus in [*system.buses.values(), *(a.bus for a in agents.values())]:
+                await bus.connected.wait()
+        yield system
+    finally:
+        await system.stop_all()
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+
+
+async def _quiet(main: Coroutine[Any, Any, None]) -> None:
+    with suppress(asyncio.CancelledError):
+        await main
