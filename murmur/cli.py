@@ -172,9 +172,10 @@ def _service(args: argparse.Namespace) -> int:
 
 
 _REQUEST_FLAGS = {
-    "package.weight_kg": "--weight",
-    "package.size": "--size",
-    "package.tag": "--tag",
+    "weight_kg": "--weight",
+    "size": "--size",
+    "tag": "--tag",
+    "package_id": "--id",
     "owner_id": "--owner",
     "delivery_id": "--id",
     "deadline": "--deadline",
@@ -229,7 +230,7 @@ def _request(args: argparse.Namespace) -> int:
         )
     except ValidationError as exc:
         for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"])
+            field = str(error["loc"][-1]) if error["loc"] else "request"
             problems.append(f"{_REQUEST_FLAGS.get(field, field)}: {error['msg']}")
     if problems or request is None:
         return _problems("request", problems)
@@ -299,9 +300,9 @@ def _with_broker(command: str, main: Coroutine[Any, Any, int]) -> int:
         return 130
 
 
-def _up(args: argparse.Namespace) -> int:
+def _up_config(args: argparse.Namespace) -> Any:  # noqa: ANN401 - UpConfig, or None
     from contracts.ids import parse_location  # noqa: PLC0415
-    from murmur.up import UpConfig, run_up  # noqa: PLC0415
+    from murmur.up import UpConfig  # noqa: PLC0415
 
     problems: list[str] = []
     url = _broker_url(args, problems) if args.broker else None
@@ -312,8 +313,9 @@ def _up(args: argparse.Namespace) -> int:
     if args.deliveries < 0:
         problems.append(f"--deliveries: at least 0, got {args.deliveries}")
     if problems:
-        return _problems("up", problems)
-    config = UpConfig(
+        _problems("up", problems)
+        return None
+    return UpConfig(
         drones=args.drones,
         deliveries=args.deliveries,
         speedup=args.speedup,
@@ -323,6 +325,14 @@ def _up(args: argparse.Namespace) -> int:
         spread_km=args.spread_km,
         state_dir=args.state_dir,
     )
+
+
+def _up(args: argparse.Namespace) -> int:
+    from murmur.up import run_up  # noqa: PLC0415
+
+    config = _up_config(args)
+    if config is None:
+        return 2
     quiet = args.json and args.until_idle
 
     def on_status(status: Any) -> None:  # noqa: ANN401 - DeliveryStatusChanged
@@ -340,7 +350,15 @@ def _up(args: argparse.Namespace) -> int:
             await run_up(config, until_idle=args.until_idle, on_status=on_status, on_ready=on_ready)
         )
 
-    _run_until_signalled(main())
+    unreachable = False
+    try:
+        _run_until_signalled(main())
+    except* TimeoutError:
+        unreachable = True
+    if unreachable:
+        where = config.broker or "the embedded broker"
+        print(f"murmur up: not every part connected to {where} in time", file=sys.stderr)
+        return 1
     if not summary:
         return 130 if args.until_idle else 0
     print(json.dumps(summary) if args.json else json.dumps(summary, indent=2))

@@ -23,7 +23,7 @@ from contracts.events import (
     PackageInfo,
 )
 from contracts.ids import Location, PackageSize
-from contracts.topics import join
+from contracts.topics import filter_matches, join
 
 SOURCE = "/clients/cli"
 _ids = itertools.count()
@@ -65,6 +65,7 @@ class Client:
     def __init__(self, mqtt: aiomqtt.Client, root: str) -> None:
         self._mqtt = mqtt
         self.root = root
+        self._filters: list[str] = []
 
     async def publish(self, data: Event, *, correlationid: str | None = None) -> Envelope[Event]:
         """Publish one event at QoS 1; returns once the broker acknowledged it."""
@@ -86,15 +87,19 @@ class Client:
     async def watch_status(self, delivery_ids: Iterable[str] = ("+",)) -> None:
         """Subscribe to the retained status of these deliveries (all by default)."""
         for delivery_id in delivery_ids:
-            await self._mqtt.subscribe(join(self.root, f"deliveries/{delivery_id}/status"), qos=1)
+            await self.subscribe(f"deliveries/{delivery_id}/status")
 
     async def subscribe(self, relative_filter: str) -> None:
         """Subscribe to any topic filter under the root."""
-        await self._mqtt.subscribe(join(self.root, relative_filter), qos=1)
+        topic_filter = join(self.root, relative_filter)
+        self._filters.append(topic_filter)
+        await self._mqtt.subscribe(topic_filter, qos=1)
 
     async def events(self) -> AsyncIterator[Envelope[Any]]:
         """Every decodable event on the subscriptions; undecodable input is skipped."""
         async for message in self._mqtt.messages:
+            if not any(filter_matches(f, str(message.topic)) for f in self._filters):
+                continue  # amqtt replays retained topics of other clients' filters
             payload = message.payload
             raw = payload if isinstance(payload, bytes) else str(payload or "").encode()
             try:

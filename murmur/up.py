@@ -38,6 +38,7 @@ REAL_TELEMETRY_HZ = 2.0
 REAL_ANSWER_S = 2.0
 REAL_TICK_S = 0.05
 _DRAWS = 100
+CONNECT_TIMEOUT_S = 30.0
 STALE_PERIODS = 5  # telemetry periods without a report before the scheduler calls a drone stale
 
 
@@ -235,6 +236,11 @@ async def run_up(
             background += [tasks.create_task(s.run(), name=s.bus.component) for s in services]
             background += [tasks.create_task(a.run(), name="agent") for a in agents]
             try:
+                # Requests go out only once every part listens: a service that subscribes
+                # later never sees what was published before its first connection.
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    for bus in [*(s.bus for s in services), *(a.bus for a in agents)]:
+                        await bus.connected.wait()
                 requests = generate_requests(config, config.deliveries, homes)
                 summary = await _drive(
                     config,

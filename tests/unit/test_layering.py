@@ -51,3 +51,37 @@ def test_the_agent_side_does_not_import_the_embedded_broker_or_the_console() -> 
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert result.stdout.strip() == ""
+
+
+SERVICES = ("package", "scheduler", "delivery")
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Full names of the modules a file imports."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_cloud_service_imports_another(service: str) -> None:
+    files = sorted((REPO / "cloud" / service).rglob("*.py"))
+    assert files, f"cloud/{service} has no modules"
+    for path in files:
+        others = {
+            name
+            for name in imported_modules(path)
+            if name.startswith("cloud.") and name.split(".")[1] in set(SERVICES) - {service}
+        }
+        assert not others, f"{path.relative_to(REPO)} imports {sorted(others)}"
+
+
+def test_the_layering_check_sees_a_forbidden_import(tmp_path: Path) -> None:
+    """The checks above would fail on a service that reaches into another."""
+    module = tmp_path / "leak.py"
+    module.write_text("from cloud.scheduler.fleet import Trip\nimport drone_agent.jobs\n")
+    assert imported_modules(module) == {"cloud.scheduler.fleet", "drone_agent.jobs"}
