@@ -16,7 +16,7 @@ from drone_agent.sim_adapter import SimFlightController, TickRouter
 from firmware_sim.clock import Clock, ScaledClock
 from firmware_sim.energy import EnergyModel
 from firmware_sim.failures import FailurePlan
-from firmware_sim.geo import from_enu
+from firmware_sim.geo import random_within
 from firmware_sim.simulator import Simulator
 from firmware_sim.vehicle import SimVehicle
 
@@ -131,12 +131,7 @@ def build_agent(
 def spread_homes(center: Location, count: int, *, spread_km: float, seed: int) -> list[Location]:
     """`count` home positions scattered uniformly within `spread_km` of `center`, seeded."""
     rng = random.Random(seed)  # noqa: S311 - reproducible placement, not crypto
-    homes = []
-    for _ in range(count):
-        radius = spread_km * 1000 * math.sqrt(rng.random())
-        angle = rng.uniform(0, 2 * math.pi)
-        homes.append(from_enu(center, radius * math.cos(angle), radius * math.sin(angle)))
-    return homes
+    return [random_within(rng, center, spread_km * 1000) for _ in range(count)]
 
 
 async def run_fleet(config: FleetConfig, homes: dict[str, Location], *, snapshot: bool) -> None:

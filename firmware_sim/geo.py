@@ -5,6 +5,7 @@ delivery drone flies, the flat-frame error is far below a GPS error.
 """
 
 import math
+import random
 
 from contracts.ids import Location
 
@@ -55,3 +56,10 @@ def from_enu(origin: Location, east: float, north: float, altitude_m: float = 0.
 def heading_deg(east: float, north: float) -> float:
     """Compass heading of an (east, north) vector, in [0, 360)."""
     return math.degrees(math.atan2(east, north)) % 360.0
+
+
+def random_within(rng: random.Random, center: Location, radius_m: float) -> Location:
+    """A point drawn uniformly from the disc of `radius_m` around `center`."""
+    radius = radius_m * math.sqrt(rng.random())
+    angle = rng.uniform(0, 2 * math.pi)
+    return from_enu(center, radius * math.cos(angle), radius * math.sin(angle))

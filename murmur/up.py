@@ -29,7 +29,7 @@ from drone_agent.main import FleetConfig, build_agent, spread_homes
 from drone_agent.sim_adapter import TickRouter
 from firmware_sim.clock import ScaledClock
 from firmware_sim.energy import EnergyModel
-from firmware_sim.geo import from_enu
+from firmware_sim.geo import random_within
 from firmware_sim.ground_crew import GroundCrew
 from firmware_sim.simulator import Simulator
 from murmur.client import Client, connect, delivery_request
@@ -114,9 +114,7 @@ def generate_requests(
     full_wh = energy.airframe.battery_wh
 
     def somewhere() -> Location:
-        radius = config.spread_km * 1000 * math.sqrt(rng.random())
-        angle = rng.uniform(0, 2 * math.pi)
-        return from_enu(config.home, radius * math.cos(angle), radius * math.sin(angle))
+        return random_within(rng, config.home, config.spread_km * 1000)
 
     def servable(pickup: Location, dropoff: Location, weight_kg: float) -> bool:
         return any(

@@ -3,7 +3,7 @@
 from typing import Any
 
 from broker.bus import Bus, Outbox
-from cloud.package.rules import PackagePolicy, PackageStatus, duplicate, refusal
+from cloud.package.rules import PackagePolicy, PackageStatus, Refusal, duplicate, refusal
 from cloud.package.store import PackageStore
 from contracts import Envelope
 from contracts.events import (
@@ -49,15 +49,7 @@ class PackageService:
         known = self.store.get(package.package_id)
         if known is not None:
             if known.delivery_id != request.delivery_id:
-                reason, detail = duplicate(package.package_id, known.delivery_id)
-                out.emit(
-                    PackageRejected(
-                        package_id=package.package_id,
-                        delivery_id=request.delivery_id,
-                        reason=reason,
-                        detail=detail,
-                    )
-                )
+                _reject(request, duplicate(package.package_id, known.delivery_id), out)
             return  # the same request again, under a new event id: answered already
         refused = refusal(package, self.policy)
         self.store.add(
@@ -69,15 +61,7 @@ class PackageService:
             detail=refused[1] if refused else None,
         )
         if refused is not None:
-            reason, detail = refused
-            out.emit(
-                PackageRejected(
-                    package_id=package.package_id,
-                    delivery_id=request.delivery_id,
-                    reason=reason,
-                    detail=detail,
-                )
-            )
+            _reject(request, refused, out)
             return
         out.emit(
             PackageReady(
@@ -127,3 +111,15 @@ class PackageService:
                 location=where,
             )
         )
+
+
+def _reject(request: DeliveryRequested, refused: Refusal, out: Outbox) -> None:
+    reason, detail = refused
+    out.emit(
+        PackageRejected(
+            package_id=request.package.package_id,
+            delivery_id=request.delivery_id,
+            reason=reason,
+            detail=detail,
+        )
+    )

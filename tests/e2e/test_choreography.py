@@ -108,6 +108,19 @@ def journey(stages: Iterable[DeliveryStage]) -> list[DeliveryStage]:
     return collapsed
 
 
+async def back_home_and_idle(probe: Probe, home: Location, *, after: int) -> None:
+    await probe.wait_for(
+        DroneState,
+        lambda s: (
+            s.job_id is None
+            and s.availability is Availability.IDLE
+            and haversine_m(s.position, home) < 20
+        ),
+        after=after,
+        timeout=WAIT_S,
+    )
+
+
 def statuses(probe: Probe, delivery_id: str) -> list[DeliveryStatusChanged]:
     return probe.of(DeliveryStatusChanged, of_delivery(delivery_id))
 
@@ -157,16 +170,7 @@ async def test_a_package_rejected_after_assignment_cancels_the_job_and_sends_the
         [rejected] = await probe.wait_for(PackageRejected, timeout=WAIT_S)
         [cancelled] = await probe.wait_for(JobCancelled, timeout=WAIT_S)
         final = await reached(probe, request.delivery_id, _S.REJECTED)
-        await probe.wait_for(
-            DroneState,
-            lambda s: (
-                s.job_id is None
-                and s.availability is Availability.IDLE
-                and haversine_m(s.position, home) < 20
-            ),
-            after=mark,
-            timeout=WAIT_S,
-        )
+        await back_home_and_idle(probe, home, after=mark)
 
     assert rejected.reason == "tag_refused"
     assert cancelled.job_id == assigned.job_id
@@ -376,16 +380,7 @@ async def test_a_client_cancel_before_pickup_is_granted_and_the_drone_flies_home
         await send(broker.url, DeliveryCancellationRequested(delivery_id=request.delivery_id))
         cancelled = await reached(probe, request.delivery_id, _S.CANCELLED)
         await probe.wait_for(JobCancelled, timeout=WAIT_S)
-        await probe.wait_for(
-            DroneState,
-            lambda s: (
-                s.job_id is None
-                and s.availability is Availability.IDLE
-                and haversine_m(s.position, home) < 20
-            ),
-            after=mark,
-            timeout=WAIT_S,
-        )
+        await back_home_and_idle(probe, home, after=mark)
         package = PackageStore(system.buses["package"].db).of_delivery(request.delivery_id)
 
     assert cancelled.reason is not None
