@@ -51,6 +51,7 @@ def build_service(
     clock: Clock,
     settings: CloudSettings | None = None,
     root: str = DEFAULT_ROOT,
+    client_id: str | None = None,
 ) -> Service:
     """Build the service called `name`, ready to `run()`."""
     settings = settings or CloudSettings()
@@ -60,7 +61,7 @@ def build_service(
         url=broker,
         db=open_database(db_path),
         root=root,
-        client_id=f"murmur-{name}",
+        client_id=client_id or f"murmur-{name}",
         source=f"/cloud/{name}",
         presence=service_presence(name),
     )

@@ -13,6 +13,7 @@ import random
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,7 +103,7 @@ def _percentiles(start: dict[str, float], end: dict[str, float]) -> dict[str, fl
 
 
 def generate_requests(
-    config: UpConfig, count: int, homes: list[Location]
+    config: UpConfig, count: int, homes: list[Location], *, run: str
 ) -> list[DeliveryRequested]:
     """`count` seeded requests between points of the fleet's area.
 
@@ -142,7 +143,7 @@ def generate_requests(
                 weight_kg=weight_kg,
                 size=rng.choice([PackageSize.SMALL, PackageSize.MEDIUM]),
                 owner_id="murmur-up",
-                delivery_id=f"up-{config.seed}-{i:05d}",
+                delivery_id=f"up-{run}-{i:05d}",
             )
         )
     return requests
@@ -185,6 +186,7 @@ async def run_up(
 ) -> dict[str, Any]:
     """Run the system; with `until_idle`, return the summary once every delivery is terminal."""
     started = time.monotonic()
+    run = uuid.uuid4().hex[:8]  # ids unique per run: a shared broker keeps retained statuses
     with contextlib.ExitStack() as stack:
         state_dir = config.state_dir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="murmur-up-"))
@@ -227,6 +229,9 @@ async def run_up(
                     db_path=state_dir / f"{name}.db",
                     clock=clock,
                     settings=cloud,
+                    # Throw-away state must not inherit a persistent session (and the messages
+                    # queued in it) from an earlier run on the same broker.
+                    client_id=None if config.state_dir else f"murmur-{name}-{run}",
                 )
                 for name in SERVICE_NAMES
             ]
@@ -239,7 +244,7 @@ async def run_up(
                 async with asyncio.timeout(CONNECT_TIMEOUT_S):
                     for bus in [*(s.bus for s in services), *(a.bus for a in agents)]:
                         await bus.connected.wait()
-                requests = generate_requests(config, config.deliveries, homes)
+                requests = generate_requests(config, config.deliveries, homes, run=run)
                 summary = await _drive(
                     config,
                     requests,

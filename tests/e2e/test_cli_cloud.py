@@ -151,3 +151,18 @@ async def test_murmur_cancel_before_pickup_cancels_the_delivery(broker: TestBrok
                 DeliveryStatusChanged, lambda s: s.stage == DeliveryStage.CANCELLED
             )
     assert cancelled.delivery_id == delivery_id
+
+
+async def test_murmur_up_twice_on_one_broker_sees_only_its_own_deliveries(
+    broker: TestBroker,
+) -> None:
+    for _ in range(2):  # the second run finds the first one's retained statuses and sessions
+        proc = await murmur(
+            "up", "--broker", broker.url, "--drones", "2", "--deliveries", "2",
+            "--speedup", "200", "--until-idle", "--json",
+        )  # fmt: skip
+        out, err = await finished(proc)
+        assert proc.returncode == 0, err
+        summary = json.loads(out)
+        assert summary["deliveries"] == {"total": 2, "by_stage": {"Delivered": 2}}
+        assert summary["latency_s"]["request_to_assigned"]["p50"] > 0
