@@ -22,11 +22,12 @@ from typing import Any
 from broker.amqtt_server import EmbeddedBroker
 from broker.url import BrokerUrl
 from cloud.scheduler.service import SchedulerSettings
-from cloud.services import SERVICE_NAMES, CloudSettings, build_service
+from cloud.services import SERVICE_NAMES, CloudSettings, Service, build_service
 from contracts.events import DeliveryRequested, DeliveryStatusChanged, DroneAssigned
 from contracts.ids import Location, PackageSize
 from contracts.states import TERMINAL_STAGES, DeliveryStage
 from drone_agent.main import FleetConfig, build_agent, spread_homes
+from drone_agent.service import DroneAgent
 from drone_agent.sim_adapter import TickRouter
 from firmware_sim.clock import ScaledClock
 from firmware_sim.energy import EnergyModel
@@ -75,7 +76,7 @@ class Tally:
             if (s := self.latest.get(delivery_id)) and s.stage in TERMINAL_STAGES
         )
 
-    def summary(self, *, broker: str, drones: int, elapsed_s: float) -> dict[str, Any]:
+    def summary(self, *, broker: str, drones: int) -> dict[str, Any]:
         """The one JSON object `murmur up --until-idle --json` prints."""
         by_stage: dict[str, int] = {}
         for delivery_id in self.requested_at:
@@ -90,7 +91,6 @@ class Tally:
                 "request_to_assigned": _percentiles(self.requested_at, self.assigned_at),
                 "request_to_delivered": _percentiles(self.requested_at, self.delivered_at),
             },
-            "elapsed_s": round(elapsed_s, 3),
         }
 
 
@@ -191,74 +191,91 @@ async def run_up(
         state_dir = config.state_dir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="murmur-up-"))
         )
-        async with _broker(config) as url, asyncio.TaskGroup() as tasks:
+        async with _broker(config) as url:
             clock = ScaledClock(config.speedup)
-            simulator = Simulator(clock)
-            router = TickRouter(simulator)
-            simulator.on_tick(GroundCrew(clock))
-            # Telemetry is sampled per real second, not per simulated one: at a speed-up of
-            # 100 a 1 Hz simulated rate would put 100 times a real fleet's load on the broker.
-            telemetry_hz = min(1.0, REAL_TELEMETRY_HZ / config.speedup)
-            fleet = FleetConfig(
-                broker=url,
-                home=config.home,
-                state_dir=state_dir / "drones",
-                speedup=config.speedup,
-                telemetry_hz=telemetry_hz,
-            )
-            cloud = CloudSettings(
-                scheduler=SchedulerSettings(
-                    stale_after_s=STALE_PERIODS / telemetry_hz,
-                    # An answer takes a few real milliseconds, which is seconds of simulated time.
-                    offer_timeout_s=max(10.0, REAL_ANSWER_S * config.speedup),
-                    tick_s=max(1.0, REAL_TICK_S * config.speedup),
-                )
-            )
-            ids = [f"d-{i:03d}" for i in range(1, config.drones + 1)]
-            homes = spread_homes(
-                config.home, len(ids), spread_km=config.spread_km, seed=config.seed
-            )
-            agents = [
-                build_agent(fleet, drone_id, home=home, clock=clock, router=router, snapshot=False)
-                for drone_id, home in zip(ids, homes, strict=True)
-            ]
-            services = [
-                build_service(
-                    name,
-                    broker=url,
-                    db_path=state_dir / f"{name}.db",
-                    clock=clock,
-                    settings=cloud,
-                    # Throw-away state must not inherit a persistent session (and the messages
-                    # queued in it) from an earlier run on the same broker.
-                    client_id=None if config.state_dir else f"murmur-{name}-{run}",
-                )
-                for name in SERVICE_NAMES
-            ]
-            background = [tasks.create_task(simulator.run(), name="simulator")]
-            background += [tasks.create_task(s.run(), name=s.bus.component) for s in services]
-            background += [tasks.create_task(a.run(), name="agent") for a in agents]
-            try:
-                # Requests go out only once every part listens: a service that subscribes
-                # later never sees what was published before its first connection.
-                async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                    for bus in [*(s.bus for s in services), *(a.bus for a in agents)]:
-                        await bus.connected.wait()
-                requests = generate_requests(config, config.deliveries, homes, run=run)
-                summary = await _drive(
-                    config,
-                    requests,
-                    url,
-                    until_idle=until_idle,
-                    on_status=on_status,
-                    on_ready=on_ready,
-                )
-                summary["elapsed_s"] = round(time.monotonic() - started, 3)
-                return summary
-            finally:
-                for task in background:
-                    task.cancel()
-    raise AssertionError("unreachable")  # pragma: no cover
+            simulator, agents, homes = _fleet(config, url, state_dir, clock)
+            services = _services(config, url, state_dir, clock, run)
+            summary: dict[str, Any] = {}
+            async with asyncio.TaskGroup() as tasks:
+                background = [tasks.create_task(simulator.run(), name="simulator")]
+                background += [tasks.create_task(s.run(), name=s.bus.component) for s in services]
+                background += [tasks.create_task(a.run(), name="agent") for a in agents]
+                try:
+                    # Requests go out only once every part listens: a service that subscribes
+                    # later never sees what was published before its first connection.
+                    async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                        for bus in [*(s.bus for s in services), *(a.bus for a in agents)]:
+                            await bus.connected.wait()
+                    requests = generate_requests(config, config.deliveries, homes, run=run)
+                    summary = await _drive(
+                        config,
+                        requests,
+                        url,
+                        until_idle=until_idle,
+                        on_status=on_status,
+                        on_ready=on_ready,
+                    )
+                finally:
+                    for task in background:
+                        task.cancel()
+    summary["elapsed_s"] = round(time.monotonic() - started, 3)
+    return summary
+
+
+def _telemetry_hz(config: UpConfig) -> float:
+    # Telemetry is sampled per real second, not per simulated one: at a speed-up of 100 a
+    # 1 Hz simulated rate would put 100 times a real fleet's load on the broker.
+    return min(1.0, REAL_TELEMETRY_HZ / config.speedup)
+
+
+def _fleet(
+    config: UpConfig, url: BrokerUrl, state_dir: Path, clock: ScaledClock
+) -> tuple[Simulator, list[DroneAgent], list[Location]]:
+    """The simulator with its ground crew, and one agent per drone around the home."""
+    simulator = Simulator(clock)
+    router = TickRouter(simulator)
+    simulator.on_tick(GroundCrew(clock))
+    fleet = FleetConfig(
+        broker=url,
+        home=config.home,
+        state_dir=state_dir / "drones",
+        speedup=config.speedup,
+        telemetry_hz=_telemetry_hz(config),
+    )
+    ids = [f"d-{i:03d}" for i in range(1, config.drones + 1)]
+    homes = spread_homes(config.home, len(ids), spread_km=config.spread_km, seed=config.seed)
+    agents = [
+        build_agent(fleet, drone_id, home=home, clock=clock, router=router, snapshot=False)
+        for drone_id, home in zip(ids, homes, strict=True)
+    ]
+    return simulator, agents, homes
+
+
+def _services(
+    config: UpConfig, url: BrokerUrl, state_dir: Path, clock: ScaledClock, run: str
+) -> list[Service]:
+    """The three services, with timers in real-time budgets converted to simulated time."""
+    cloud = CloudSettings(
+        scheduler=SchedulerSettings(
+            stale_after_s=STALE_PERIODS / _telemetry_hz(config),
+            # An answer takes a few real milliseconds, which is seconds of simulated time.
+            offer_timeout_s=max(10.0, REAL_ANSWER_S * config.speedup),
+            tick_s=max(1.0, REAL_TICK_S * config.speedup),
+        )
+    )
+    return [
+        build_service(
+            name,
+            broker=url,
+            db_path=state_dir / f"{name}.db",
+            clock=clock,
+            settings=cloud,
+            # Throw-away state must not inherit a persistent session (and the messages
+            # queued in it) from an earlier run on the same broker.
+            client_id=None if config.state_dir else f"murmur-{name}-{run}",
+        )
+        for name in SERVICE_NAMES
+    ]
 
 
 async def _drive(
@@ -289,4 +306,4 @@ async def _drive(
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-    return tally.summary(broker=str(url), drones=config.drones, elapsed_s=0.0)
+    return tally.summary(broker=str(url), drones=config.drones)

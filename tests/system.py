@@ -37,6 +37,16 @@ def near(east_m: float, north_m: float) -> Location:
     return from_enu(CENTER, east_m, north_m)
 
 
+def scheduler_settings(**overrides: float) -> SchedulerSettings:
+    """The scheduler's timers for this speed-up: real-time budgets in simulated seconds."""
+    budgets = {
+        "stale_after_s": 5 / TELEMETRY_HZ,
+        "offer_timeout_s": 2 * SPEEDUP,
+        "tick_s": 0.05 * SPEEDUP,
+    }
+    return SchedulerSettings(**{**budgets, **overrides})
+
+
 @dataclass
 class Drone:
     """One simulated drone of a test fleet."""
@@ -115,12 +125,7 @@ async def running_system(
         )
         for drone_id, drone in drones.items()
     }
-    settings = CloudSettings(
-        scheduler=scheduler
-        or SchedulerSettings(
-            stale_after_s=5 / TELEMETRY_HZ, offer_timeout_s=2 * SPEEDUP, tick_s=0.05 * SPEEDUP
-        )
-    )
+    settings = CloudSettings(scheduler=scheduler or scheduler_settings())
     system = System(url, clock, agents, tmp_path, settings)
     background: list[asyncio.Task[None]] = [asyncio.create_task(simulator.run())]
     background += [asyncio.create_task(_quiet(agent.run())) for agent in agents.values()]

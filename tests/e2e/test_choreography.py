@@ -6,7 +6,7 @@ is on what the services published (the retained status, job traffic) or recorded
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -48,7 +48,7 @@ from firmware_sim.geo import haversine_m
 from murmur.client import delivery_request
 from tests.brokers import TestBroker
 from tests.probe import Probe, probing, publish_events
-from tests.system import ROOT, Drone, near, running_system
+from tests.system import ROOT, Drone, near, running_system, scheduler_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -250,30 +250,40 @@ async def report_alive(client: aiomqtt.Client, drone_ids: list[str]) -> None:
         await asyncio.sleep(0.05)
 
 
-async def refuse_offers(client: aiomqtt.Client) -> None:
+Answer = Callable[[JobOffered], Event]
+
+
+def refuse(offer: JobOffered) -> Event:
+    return JobRejected(
+        drone_id=offer.drone_id,
+        job_id=offer.job_id,
+        delivery_id=offer.delivery_id,
+        reason=JobRejectionReason.BUSY,
+    )
+
+
+def accept_and_go_silent(offer: JobOffered) -> Event:
+    return JobAccepted(drone_id=offer.drone_id, job_id=offer.job_id, delivery_id=offer.delivery_id)
+
+
+async def answer_offers(client: aiomqtt.Client, answer: Answer) -> None:
     async for message in client.messages:
         offer = decode(str(message.topic), bytes(message.payload), root=ROOT).data
         if not isinstance(offer, JobOffered):
             continue  # amqtt replays other clients' retained topics on connect
-        rejection = JobRejected(
-            drone_id=offer.drone_id,
-            job_id=offer.job_id,
-            delivery_id=offer.delivery_id,
-            reason=JobRejectionReason.BUSY,
-        )
-        await publish_as_drone(client, rejection, correlationid=offer.delivery_id)
+        await publish_as_drone(client, answer(offer), correlationid=offer.delivery_id)
 
 
 @asynccontextmanager
-async def drones_that_refuse_everything(
-    broker: TestBroker, drone_ids: list[str]
+async def fake_drones(
+    broker: TestBroker, drone_ids: list[str], answer: Answer
 ) -> AsyncIterator[None]:
-    """Drones that look idle, able and alive, and turn every offer down (a test double)."""
+    """Drones that look idle, able and alive, and answer every offer with `answer`."""
     async with broker.client(identifier="fake-drones") as client:
         await client.subscribe(f"{ROOT}/drones/+/jobs/+/offer", qos=1)
         tasks = [
             asyncio.create_task(report_alive(client, drone_ids)),
-            asyncio.create_task(refuse_offers(client)),
+            asyncio.create_task(answer_offers(client, answer)),
         ]
         try:
             yield
@@ -291,7 +301,7 @@ async def test_a_delivery_every_drone_refuses_is_unassignable_at_its_deadline(
     async with (
         probing(broker.url, [f"{ROOT}/#"]) as probe,
         running_system(broker.url, tmp_path, {}) as system,
-        drones_that_refuse_everything(broker, ["f-1", "f-2"]),
+        fake_drones(broker, ["f-1", "f-2"], refuse),
     ):
         deadline = system.clock.now() + timedelta(seconds=300)
         request = a_request(deadline=deadline)
@@ -304,6 +314,28 @@ async def test_a_delivery_every_drone_refuses_is_unassignable_at_its_deadline(
     assert unassignable.delivery_id == request.delivery_id
     assert {o.drone_id for o in probe.of(JobOffered)} == {"f-1", "f-2"}
     assert not probe.of(DroneAssigned)
+
+
+async def test_a_job_without_progress_times_out_and_the_delivery_is_rescheduled(
+    broker: TestBroker, tmp_path: Path
+) -> None:
+    settings = scheduler_settings(step_timeout_s=300)
+    async with (
+        probing(broker.url, [f"{ROOT}/#"]) as probe,
+        running_system(broker.url, tmp_path, {}, scheduler=settings),
+        fake_drones(broker, ["f-1"], accept_and_go_silent),
+    ):
+        request = a_request()
+        await send(broker.url, request)
+        [assigned] = await probe.wait_for(DroneAssigned, timeout=WAIT_S)
+        [withdrawn] = await probe.wait_for(JobCancelled, timeout=WAIT_S)
+        rescheduled = await reached(probe, request.delivery_id, _S.RESCHEDULED)
+
+    assert withdrawn.job_id == assigned.job_id
+    assert withdrawn.reason.startswith("timed out")
+    assert rescheduled.drone_id is None
+    assert rescheduled.reason is not None
+    assert "timed out" in rescheduled.reason
 
 
 async def test_a_drone_failing_before_pickup_is_replaced_and_the_delivery_still_arrives(
