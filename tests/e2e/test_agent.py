@@ -233,7 +233,11 @@ async def test_a_busy_drone_rejects_a_second_offer(broker: TestBroker, tmp_path:
 async def test_a_battery_failure_mid_route_fails_the_job_with_the_package_state(
     broker: TestBroker, tmp_path: Path
 ) -> None:
-    drop = Failure(component="battery", kind="drop", at_phase=FlightPhase.CRUISE, value=5.0)
+    # 30 armed seconds into cruise: mid-route, not at lift-off, where a hop shorter than one
+    # telemetry period would show neither a takeoff nor a landing.
+    drop = Failure(
+        component="battery", kind="drop", at_s=30.0, at_phase=FlightPhase.CRUISE, value=5.0
+    )
     async with (
         probing(broker.url, [f"{ROOT}/drones/#"]) as probe,
         fleet(broker.url, tmp_path, {"d-1": [drop]}),
