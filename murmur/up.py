@@ -222,10 +222,25 @@ async def run_up(
     return summary
 
 
-def _telemetry_hz(config: UpConfig) -> float:
-    # Telemetry is sampled per real second, not per simulated one: at a speed-up of 100 a
-    # 1 Hz simulated rate would put 100 times a real fleet's load on the broker.
-    return min(1.0, REAL_TELEMETRY_HZ / config.speedup)
+def telemetry_hz_for(speedup: float) -> float:
+    """Telemetry per simulated second that makes `REAL_TELEMETRY_HZ` per real second.
+
+    At a speed-up of 100 a 1 Hz simulated rate would put 100 times a real fleet's load on
+    the broker.
+    """
+    return min(1.0, REAL_TELEMETRY_HZ / speedup)
+
+
+def scheduler_for(speedup: float) -> SchedulerSettings:
+    """The scheduler's timers: real-time budgets converted to simulated seconds.
+
+    An answer takes a few real milliseconds, which is seconds of simulated time.
+    """
+    return SchedulerSettings(
+        stale_after_s=STALE_PERIODS / telemetry_hz_for(speedup),
+        offer_timeout_s=max(10.0, REAL_ANSWER_S * speedup),
+        tick_s=max(1.0, REAL_TICK_S * speedup),
+    )
 
 
 def _fleet(
@@ -240,7 +255,7 @@ def _fleet(
         home=config.home,
         state_dir=state_dir / "drones",
         speedup=config.speedup,
-        telemetry_hz=_telemetry_hz(config),
+        telemetry_hz=telemetry_hz_for(config.speedup),
     )
     ids = [f"d-{i:03d}" for i in range(1, config.drones + 1)]
     homes = spread_homes(config.home, len(ids), spread_km=config.spread_km, seed=config.seed)
@@ -255,14 +270,7 @@ def _services(
     config: UpConfig, url: BrokerUrl, state_dir: Path, clock: ScaledClock, run: str
 ) -> list[Service]:
     """The three services, with timers in real-time budgets converted to simulated time."""
-    cloud = CloudSettings(
-        scheduler=SchedulerSettings(
-            stale_after_s=STALE_PERIODS / _telemetry_hz(config),
-            # An answer takes a few real milliseconds, which is seconds of simulated time.
-            offer_timeout_s=max(10.0, REAL_ANSWER_S * config.speedup),
-            tick_s=max(1.0, REAL_TICK_S * config.speedup),
-        )
-    )
+    cloud = CloudSettings(scheduler=scheduler_for(config.speedup))
     return [
         build_service(
             name,

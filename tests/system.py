@@ -7,7 +7,7 @@ fast simulated clock, so a delivery of a few kilometres takes seconds.
 import asyncio
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,12 @@ from firmware_sim.failures import Failure, FailurePlan
 from firmware_sim.geo import from_enu
 from firmware_sim.ground_crew import GroundCrew
 from firmware_sim.simulator import Simulator
+from murmur.up import scheduler_for, telemetry_hz_for
 
 ROOT = "murmur/v1"
 CENTER = Location(latitude=47.3769, longitude=8.5417)
 SPEEDUP = 200.0
-# Telemetry twice per real second, whatever the speed-up; stale after five missed reports.
-TELEMETRY_HZ = 2.0 / SPEEDUP
+TELEMETRY_HZ = telemetry_hz_for(SPEEDUP)  # the same real-time budgets as `murmur up`
 
 
 def near(east_m: float, north_m: float) -> Location:
@@ -38,13 +38,8 @@ def near(east_m: float, north_m: float) -> Location:
 
 
 def scheduler_settings(**overrides: float) -> SchedulerSettings:
-    """The scheduler's timers for this speed-up: real-time budgets in simulated seconds."""
-    budgets = {
-        "stale_after_s": 5 / TELEMETRY_HZ,
-        "offer_timeout_s": 2 * SPEEDUP,
-        "tick_s": 0.05 * SPEEDUP,
-    }
-    return SchedulerSettings(**{**budgets, **overrides})
+    """The scheduler's timers of `murmur up` at this speed-up, with some changed."""
+    return replace(scheduler_for(SPEEDUP), **overrides)
 
 
 @dataclass

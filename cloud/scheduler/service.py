@@ -132,10 +132,17 @@ class SchedulerService:
         if job is not None and job.state in OPEN_JOB_STATES:
             self._cancel(job, JobState.CANCELLED, reason, out)
 
-    def _place(self, bookings: list[Booking], out: Outbox, *, cause: str | None = None) -> None:
+    def _place(
+        self,
+        bookings: list[Booking],
+        out: Outbox,
+        *,
+        cause: str | None = None,
+        fleet: dict[str, DroneView] | None = None,
+    ) -> None:
         """Offer each waiting delivery to its best free drone, each drone at most once."""
         now = self._now()
-        fleet = self._fleet()
+        fleet = fleet if fleet is not None else self._fleet()
         for booking in bookings:
             if booking.plan is not Plan.WAITING or booking.request is None:
                 continue
@@ -153,8 +160,9 @@ class SchedulerService:
 
     def _place_waiting(self, out: Outbox) -> None:
         """Offer waiting deliveries, if any drone is free at all (the common case: none)."""
-        if any(free(drone) for drone in self._fleet().values()):
-            self._place(self.store.waiting(_WAITING_BATCH), out)
+        fleet = self._fleet()
+        if any(free(drone) for drone in fleet.values()):
+            self._place(self.store.waiting(_WAITING_BATCH), out, fleet=fleet)
 
     def _give_up(self, booking: Booking, out: Outbox, *, cause: str | None = None) -> None:
         self.store.update_booking(booking.delivery_id, plan=Plan.UNASSIGNABLE)
