@@ -33,6 +33,8 @@ _PRODUCER_BY_PREFIX = {
     "murmur.job.cancelled.": "scheduler",
     "murmur.job.": "agent",
     "murmur.delivery.status_changed.": "delivery",
+    "murmur.delivery.trace_requested.": "client",
+    "murmur.delivery.traced.": "delivery",
     "murmur.drone.command.": "operator",
     "murmur.drone.": "agent",
     "murmur.service.": "service",

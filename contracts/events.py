@@ -338,6 +338,44 @@ class DeliveryStatusChanged(Event):
     reason: Reason | None = None
 
 
+class DeliveryTraceRequested(Event):
+    """Ask the Delivery service for one delivery's journal; answered on `.../trace`."""
+
+    type: ClassVar[str] = "murmur.delivery.trace_requested.v1"
+    topic: ClassVar[str] = "deliveries/{delivery_id}/trace-requested"
+
+    delivery_id: TopicId
+    request_id: TopicId
+
+
+class TraceEntry(BaseModel):
+    """One event of a delivery's journal: who published what, and which event caused it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
+
+    id: Annotated[str, Field(min_length=1, max_length=128)]
+    time: AwareDatetime
+    source: Annotated[str, Field(min_length=1, max_length=256)]
+    type: Annotated[str, Field(min_length=1, max_length=128)]
+    causationid: Annotated[str, Field(max_length=128)] | None = None
+    summary: Annotated[str, Field(max_length=200)] | None = None
+
+
+TRACE_LIMIT = 500
+
+
+class DeliveryTraced(Event):
+    """The journal of one delivery in arrival order, answering the request `request_id`."""
+
+    type: ClassVar[str] = "murmur.delivery.traced.v1"
+    topic: ClassVar[str] = "deliveries/{delivery_id}/trace"
+
+    delivery_id: TopicId
+    request_id: TopicId
+    entries: Annotated[list[TraceEntry], Field(max_length=TRACE_LIMIT)]
+    truncated: bool = False
+
+
 # --- drones -> everyone ---------------------------------------------------------------------
 
 

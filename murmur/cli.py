@@ -285,6 +285,51 @@ def _cancel(args: argparse.Namespace) -> int:
     return _with_broker("cancel", cancel())
 
 
+def _trace(args: argparse.Namespace) -> int:
+    from pydantic import TypeAdapter, ValidationError  # noqa: PLC0415
+    from rich.console import Console  # noqa: PLC0415
+
+    from contracts.ids import TopicId  # noqa: PLC0415
+    from murmur.client import connect  # noqa: PLC0415
+    from murmur.trace import causal_tree  # noqa: PLC0415
+
+    problems: list[str] = []
+    url = _broker_url(args, problems)
+    try:
+        TypeAdapter(TopicId).validate_python(args.delivery_id)
+    except ValidationError:
+        problems.append(f"DELIVERY_ID: {args.delivery_id!r} is not a delivery id")
+    _positive(args, ["--timeout"], problems)
+    if problems:
+        return _problems("trace", problems)
+
+    async def trace() -> int:
+        async with connect(url, root=args.root) as client:
+            try:
+                async with asyncio.timeout(args.timeout):
+                    traced = await client.trace(args.delivery_id)
+            except TimeoutError:
+                print(
+                    f"murmur trace: no answer within {args.timeout:g} s;"
+                    " is the Delivery service running?",
+                    file=sys.stderr,
+                )
+                return 1
+        if args.json:
+            print(
+                json.dumps([e.model_dump(mode="json", exclude_none=True) for e in traced.entries])
+            )
+        elif not traced.entries:
+            print(f"murmur trace: the Delivery service knows no events of {args.delivery_id}")
+        else:
+            Console().print(
+                causal_tree(args.delivery_id, traced.entries, truncated=traced.truncated)
+            )
+        return 0 if traced.entries else 1
+
+    return _with_broker("trace", trace())
+
+
 def _with_broker(command: str, main: Coroutine[Any, Any, int]) -> int:
     import aiomqtt  # noqa: PLC0415
 
@@ -417,6 +462,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.set_defaults(run=_sim)
 
     _add_cloud_commands(commands)
+    _add_operator_commands(commands)
     return parser
 
 
@@ -475,6 +521,16 @@ def _add_cloud_commands(commands: Any) -> None:  # noqa: ANN401 - argparse's pri
     up.add_argument("--until-idle", action="store_true", help="exit when all are terminal")
     up.add_argument("--json", action="store_true", help="JSON output")
     up.set_defaults(run=_up)
+
+
+def _add_operator_commands(commands: Any) -> None:  # noqa: ANN401 - argparse's private type
+    trace = commands.add_parser("trace", help="print one delivery's events as a causal tree")
+    trace.add_argument("delivery_id", metavar="DELIVERY_ID")
+    trace.add_argument("--broker", required=True, help="mqtt://user:password@host:port")
+    trace.add_argument("--timeout", type=float, default=10.0, help="wait this long for an answer")
+    trace.add_argument("--json", action="store_true", help="the entries as one JSON array")
+    trace.add_argument("--root", default=DEFAULT_ROOT, help="topic root (default %(default)s)")
+    trace.set_defaults(run=_trace)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

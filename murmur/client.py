@@ -20,6 +20,8 @@ from contracts.events import (
     DeliveryCancellationRequested,
     DeliveryRequested,
     DeliveryStatusChanged,
+    DeliveryTraced,
+    DeliveryTraceRequested,
     PackageInfo,
 )
 from contracts.ids import Location, PackageSize
@@ -83,6 +85,18 @@ class Client:
         """Ask to cancel a delivery (granted until pickup)."""
         data = DeliveryCancellationRequested(delivery_id=delivery_id, reason=reason)
         return await self.publish(data, correlationid=delivery_id)
+
+    async def trace(self, delivery_id: str) -> DeliveryTraced:
+        """The Delivery service's journal of one delivery (waits for its answer)."""
+        await self.subscribe(f"deliveries/{delivery_id}/trace")
+        request_id = f"tr-{uuid.uuid4().hex[:16]}"
+        await self.publish(DeliveryTraceRequested(delivery_id=delivery_id, request_id=request_id))
+        async for envelope in self.events():
+            data = envelope.data
+            if isinstance(data, DeliveryTraced) and data.request_id == request_id:
+                return data
+        msg = "the connection ended before the trace arrived"
+        raise aiomqtt.MqttError(msg)
 
     async def watch_status(self, delivery_ids: Iterable[str] = ("+",)) -> None:
         """Subscribe to the retained status of these deliveries (all by default)."""

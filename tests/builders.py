@@ -22,6 +22,8 @@ from contracts.events import (
     DeliveryCancellationRequested,
     DeliveryRequested,
     DeliveryStatusChanged,
+    DeliveryTraced,
+    DeliveryTraceRequested,
     DeliveryUnassignable,
     DroneAssigned,
     DroneCommand,
@@ -49,6 +51,7 @@ from contracts.events import (
     PackageStranded,
     ServiceStatus,
     TelemetryReported,
+    TraceEntry,
 )
 from contracts.ids import Location, PackageSize
 from contracts.states import DeliveryStage
@@ -267,6 +270,19 @@ def a_delivery_status(**overrides: Any) -> DeliveryStatusChanged:
     )
 
 
+def a_trace_request(**overrides: Any) -> DeliveryTraceRequested:
+    return DeliveryTraceRequested(**{"delivery_id": DELIVERY, "request_id": "tr-1", **overrides})
+
+
+def a_trace(**overrides: Any) -> DeliveryTraced:
+    entry = TraceEntry(
+        id="e-1", time=T0, source="/clients/cli", type=DeliveryRequested.type, summary=None
+    )
+    return DeliveryTraced(
+        **{"delivery_id": DELIVERY, "request_id": "tr-1", "entries": [entry], **overrides}
+    )
+
+
 # --- drones ------------------------------------------------------------------------------------
 
 
@@ -371,6 +387,8 @@ EXAMPLES: dict[type[Event], Callable[[], Event]] = {
     JobFailed: a_job_failure,
     JobCancellationRefused: a_cancellation_refusal,
     DeliveryStatusChanged: a_delivery_status,
+    DeliveryTraceRequested: a_trace_request,
+    DeliveryTraced: a_trace,
     DroneStatus: a_drone_status,
     DroneState: a_drone_state,
     TelemetryReported: a_telemetry_report,

@@ -3,30 +3,40 @@
 Stages move only forward (`stages.forward`), so duplicates and late events change nothing.
 Job updates count only for the delivery's current job; an update that arrives before the
 job's `DroneAssigned` (the drone is one hop closer than the scheduler) is parked and
-replayed when the assignment arrives.
+replayed when the assignment arrives. Every event of a delivery it hears or publishes goes
+into the delivery's journal, which answers `murmur trace` (docs/trace.md).
 """
 
 from typing import TYPE_CHECKING, Any
 
 from broker.bus import Bus, Handler, Outbox
+from cloud.delivery import journal
 from cloud.delivery.stages import BEFORE_PICKUP, eta, eta_moved, forward, stages_for_phase
 from cloud.delivery.store import DeliveryStore, Tracked
-from contracts import Envelope, decode
+from contracts import Envelope, Event, decode
 from contracts.events import (
+    TRACE_LIMIT,
     DeliveryCancellationRequested,
     DeliveryRequested,
     DeliveryStatusChanged,
+    DeliveryTraced,
+    DeliveryTraceRequested,
     DeliveryUnassignable,
     DroneAssigned,
     DroneEvent,
     DroneEventKind,
+    JobAccepted,
+    JobCancellationRefused,
     JobCancelled,
     JobFailed,
+    JobOffered,
     JobProgressed,
+    JobRejected,
     JobSucceeded,
     PackageReady,
     PackageRejected,
     PackageState,
+    PackageStranded,
     TelemetryReported,
 )
 from contracts.states import TERMINAL_STAGES, DeliveryStage
@@ -55,20 +65,56 @@ class DeliveryService:
             JobFailed: self._on_failed,
             JobCancelled: self._on_job_cancelled,
         }
-        bus.route(DeliveryRequested, self._on_requested)
-        bus.route(PackageReady, self._on_package_ready)
-        bus.route(PackageRejected, self._on_package_rejected)
-        bus.route(DroneAssigned, self._on_assigned)
-        bus.route(DeliveryUnassignable, self._on_unassignable)
-        bus.route(DeliveryCancellationRequested, self._on_cancel_requested)
-        for event_cls, handler in self._job_handlers.items():
-            bus.route(event_cls, handler)
-        bus.route(DroneEvent, self._on_drone_event)
+        journaled: dict[type[Event], Handler | None] = {
+            DeliveryRequested: self._on_requested,
+            PackageReady: self._on_package_ready,
+            PackageRejected: self._on_package_rejected,
+            DroneAssigned: self._on_assigned,
+            DeliveryUnassignable: self._on_unassignable,
+            DeliveryCancellationRequested: self._on_cancel_requested,
+            **self._job_handlers,
+            DroneEvent: self._on_drone_event,
+            # Heard only for the journal, so a trace shows the whole chain.
+            JobOffered: None,
+            JobAccepted: None,
+            JobRejected: None,
+            JobCancellationRefused: None,
+            PackageStranded: None,
+        }
+        for event_cls, handler in journaled.items():
+            bus.route(event_cls, self._journaled(handler))
+        # Telemetry moves ETAs only; at several reports a second it would drown the journal.
         bus.route(TelemetryReported, self._on_telemetry)
+        bus.route(DeliveryTraceRequested, self._on_trace_requested)
 
     async def run(self) -> None:
         """Serve until cancelled."""
         await self.bus.run()
+
+    # --- the journal -------------------------------------------------------------------------
+
+    def _journaled(self, handler: Handler | None) -> Handler:
+        """`handler`, after keeping the event in its delivery's journal."""
+
+        def journal_then_handle(event: Envelope[Any], out: Outbox) -> None:
+            if event.correlationid is not None:
+                self.store.journal(event.correlationid, journal.entry(event))
+            if handler is not None:
+                handler(event, out)
+
+        return journal_then_handle
+
+    def _on_trace_requested(self, event: Envelope[Any], out: Outbox) -> None:
+        request: DeliveryTraceRequested = event.data
+        entries, truncated = self.store.journal_of(request.delivery_id, TRACE_LIMIT)
+        out.emit(
+            DeliveryTraced(
+                delivery_id=request.delivery_id,
+                request_id=request.request_id,
+                entries=entries,
+                truncated=truncated,
+            )
+        )
 
     # --- publishing ----------------------------------------------------------------------
 
@@ -91,7 +137,7 @@ class DeliveryService:
         self.store.record_version(
             updated, at=self.clock.now(), event_id=event.id, event_type=event.type, reason=reason
         )
-        out.emit(
+        published = out.emit(
             DeliveryStatusChanged(
                 delivery_id=updated.delivery_id,
                 stage=updated.stage,
@@ -104,6 +150,7 @@ class DeliveryService:
             ),
             correlationid=updated.delivery_id,
         )
+        self.store.journal(updated.delivery_id, journal.entry(published))
         if updated.stage in TERMINAL_STAGES or updated.drone_id is None:
             self._flying = {d: x for d, x in self._flying.items() if x != updated.delivery_id}
         return updated

@@ -1,4 +1,4 @@
-"""The Delivery service's tables: deliveries, their history, their jobs, parked updates."""
+"""The Delivery service's tables: deliveries, their history and journal, jobs, parked updates."""
 
 import time
 from dataclasses import dataclass
@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlite_utils
 
+from contracts.events import TraceEntry
 from contracts.ids import Location
 from contracts.states import TERMINAL_STAGES, DeliveryStage
 
@@ -66,6 +67,9 @@ class DeliveryStore:
                 seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL,
                 topic TEXT NOT NULL, payload BLOB NOT NULL);
             CREATE INDEX IF NOT EXISTS delivery_parked_job ON delivery_parked (job_id);
+            CREATE TABLE IF NOT EXISTS delivery_journal (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT, delivery_id TEXT NOT NULL,
+                event_id TEXT NOT NULL, entry TEXT NOT NULL, UNIQUE (delivery_id, event_id));
             """
         )
 
@@ -135,6 +139,25 @@ class DeliveryStore:
             f" AND stage NOT IN ({terminal})"
         ).fetchall()
         return dict(rows)
+
+    # --- journal ---------------------------------------------------------------------------
+
+    def journal(self, delivery_id: str, entry: TraceEntry) -> None:
+        """Keep one event of a delivery; the same event again is kept once."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO delivery_journal (delivery_id, event_id, entry)"
+            " VALUES (?, ?, ?)",
+            [delivery_id, entry.id, entry.model_dump_json(exclude_none=True)],
+        )
+
+    def journal_of(self, delivery_id: str, limit: int) -> tuple[list[TraceEntry], bool]:
+        """The first `limit` journal entries of a delivery in arrival order, and whether more."""
+        rows = self._db.execute(
+            "SELECT entry FROM delivery_journal WHERE delivery_id = ? ORDER BY seq LIMIT ?",
+            [delivery_id, limit + 1],
+        ).fetchall()
+        entries = [TraceEntry.model_validate_json(row[0]) for row in rows[:limit]]
+        return entries, len(rows) > limit
 
     # --- jobs ------------------------------------------------------------------------------
 

@@ -12,8 +12,10 @@ from broker.bus import Bus
 from broker.store import open_database
 from cloud.delivery.service import DeliveryService
 from cloud.delivery.store import DeliveryStore
-from contracts import Envelope, Event
+from contracts import Envelope, Event, decode
 from contracts.events import (
+    DeliveryTraced,
+    DeliveryTraceRequested,
     DroneAssigned,
     JobPhase,
     JobProgressed,
@@ -125,3 +127,34 @@ async def test_an_update_from_another_drone_for_the_job_is_ignored(
     impostor = JobSucceeded(drone_id="d-9", job_id=JOB, delivery_id=DELIVERY)
     await feed(service, envelope(impostor, source="/drones/d-9"))
     assert stages(service)[-1] == _S.SCHEDULED
+
+
+def traced(service: DeliveryService, request_id: str) -> DeliveryTraced:
+    """The answer the service queued in its outbox for `request_id`."""
+    for row in service.bus.store.pending(1000):
+        data = decode(row.topic, row.payload).data
+        if isinstance(data, DeliveryTraced) and data.request_id == request_id:
+            return data
+    raise AssertionError(request_id)
+
+
+async def test_the_journal_keeps_each_event_once_and_answers_a_trace_request(
+    service: DeliveryService,
+) -> None:
+    request, ready_, assigned_ = requested(), ready(), assigned()
+    await feed(service, request, ready_, request, assigned_, progress(JobPhase.TO_PICKUP))
+    ask = DeliveryTraceRequested(delivery_id=DELIVERY, request_id="tr-1")
+    await feed(service, Envelope[Event].new(ask, source="/clients/cli"))
+
+    trace = traced(service, "tr-1")
+    mine = [e.id for e in trace.entries if e.source == "/test"]
+    assert mine == [request.id, ready_.id, assigned_.id]  # the duplicate request once
+    statuses = [e for e in trace.entries if e.source == service.bus.source]
+    assert [e.summary for e in statuses][-1] == f"v3 {DRONE} {JOB} HeadedToPickup"
+    assert trace.truncated is False
+
+
+async def test_a_trace_of_an_unknown_delivery_is_empty(service: DeliveryService) -> None:
+    ask = DeliveryTraceRequested(delivery_id="del-unknown", request_id="tr-2")
+    await feed(service, Envelope[Event].new(ask, source="/clients/cli"))
+    assert traced(service, "tr-2").entries == []
