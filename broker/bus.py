@@ -16,7 +16,6 @@ import base64
 import hashlib
 import logging
 import random
-import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 import aiomqtt
 import sqlite_utils
 
+from broker import logcontext
 from broker.store import BusStore
 from broker.url import BrokerUrl
 from contracts import DEFAULT_ROOT, DecodeError, Envelope, Event, decode
@@ -211,6 +211,8 @@ class Bus:
 
     async def run(self) -> None:
         """Connect, consume and relay until cancelled, reconnecting after every failure."""
+        # Records of this task and the ones it starts name the component (murmur.logs).
+        logcontext.COMPONENT.set(self.component)
         self.session = self.store.next_session()
         self.store.prune_inbox()
         while True:
@@ -262,19 +264,12 @@ class Bus:
             will = aiomqtt.Will(
                 offline.data.resolved_topic(self.root), offline.to_json(), qos=1, retain=True
             )
-        client = aiomqtt.Client(
-            self.url.host,
-            self.url.port,
-            # amqtt keeps no offline queue for a session without a username (field notes §1).
-            username=self.url.username or self.client_id,
-            password=self.url.password,
-            identifier=self.client_id,
+        client = self.url.client(
+            self.client_id,
             clean_session=False,
             keepalive=self._settings.keepalive_s,
             will=will,
             max_inflight_messages=self._settings.max_inflight,
-            timeout=10,
-            tls_context=ssl.create_default_context() if self.url.tls else None,
         )
         # The relay keeps a batch in flight on purpose; only warn beyond that.
         client.pending_calls_threshold = _RELAY_BATCH + self._settings.max_inflight
@@ -313,6 +308,14 @@ class Bus:
         if route is None:
             self.stats.ignored += 1  # another type on a shared topic, e.g. cmd/reply
             return
+        # The correlation id is the delivery id: records logged while handling carry it.
+        with logcontext.delivery(envelope.correlationid):
+            await self._handle(route, envelope, topic, payload)
+
+    async def _handle(
+        self, route: _Route, envelope: Envelope[Any], topic: str, payload: bytes
+    ) -> None:
+        """Apply one decoded event with bounded retries, or dead-letter it."""
         attempts = self._settings.handler_attempts
         for attempt in range(1, attempts + 1):
             try:

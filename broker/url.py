@@ -1,7 +1,12 @@
 """Broker addresses: `mqtt://user:password@host:port` (and `mqtts://` for TLS)."""
 
-from dataclasses import dataclass
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
+
+import aiomqtt
 
 _DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
@@ -17,8 +22,14 @@ class BrokerUrl:
     host: str
     port: int
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     tls: bool = False
+    ca_file: Path | None = None
+    """CA bundle (PEM) the broker's certificate must chain to; None: the system's."""
+    cert_file: Path | None = None
+    """Client certificate (PEM), for brokers that authenticate clients by certificate."""
+    key_file: Path | None = None
+    """Private key of `cert_file`; None when the key is inside `cert_file`."""
 
     @classmethod
     def parse(cls, url: str) -> "BrokerUrl":
@@ -39,6 +50,39 @@ class BrokerUrl:
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             tls=parts.scheme == "mqtts",
+        )
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for an `mqtts://` URL (None for `mqtt://`).
+
+        Raises:
+            OSError: A TLS file cannot be read.
+            ssl.SSLError: A TLS file is not a valid PEM certificate or key.
+        """
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(
+            cafile=str(self.ca_file) if self.ca_file is not None else None
+        )
+        if self.cert_file is not None:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+    def client(self, identifier: str, *, clean_session: bool, **options: Any) -> aiomqtt.Client:  # noqa: ANN401
+        """An MQTT client for this broker, with `options` passed on to aiomqtt.
+
+        The identifier stands in for a missing user name: amqtt keeps no offline queue for a
+        session without one (field notes §1), and lets in any client that sends one.
+        """
+        return aiomqtt.Client(
+            self.host,
+            self.port,
+            username=self.username or identifier,
+            password=self.password,
+            identifier=identifier,
+            clean_session=clean_session,
+            tls_context=self.ssl_context(),
+            **{"timeout": 10, **options},
         )
 
     def __str__(self) -> str:

@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import math
 import signal
 import sys
@@ -16,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from contracts import DEFAULT_ROOT
+from murmur.config import add_config_option, add_connection_options, broker_url, report
 
 Command = Callable[[argparse.Namespace], int]
+INTERRUPTED = 130  # the shell's exit code for a process ended by Ctrl-C
+MAX_PORT = 65535
 
 
 def _contract(args: argparse.Namespace) -> int:
@@ -58,12 +60,20 @@ def _run_until_signalled(main: Coroutine[Any, Any, None]) -> None:
     asyncio.run(runner())
 
 
-def _fleet(args: argparse.Namespace, drone_ids: list[str]) -> Any:  # noqa: ANN401 - FleetConfig
-    from drone_agent.main import ConfigError, fleet_config  # noqa: PLC0415 - lazy by design
+def _fleet(
+    args: argparse.Namespace, drone_ids: list[str], problems: list[str] | None = None
+) -> Any:  # noqa: ANN401 - FleetConfig, or None once every problem is printed
+    from dataclasses import replace  # noqa: PLC0415
 
+    from broker.url import BrokerUrl, BrokerUrlError  # noqa: PLC0415
+    from drone_agent.main import ConfigError, fleet_config  # noqa: PLC0415 - lazy by design
+    from murmur.config import connection  # noqa: PLC0415
+
+    problems = list(problems or [])
+    config = None
     try:
-        return fleet_config(
-            broker=args.broker,
+        config = fleet_config(
+            broker=args.broker or "",  # None: missing, which layering reported
             home=args.home,
             state_dir=args.state_dir,
             speedup=args.speedup,
@@ -72,15 +82,22 @@ def _fleet(args: argparse.Namespace, drone_ids: list[str]) -> Any:  # noqa: ANN4
             drone_ids=drone_ids,
         )
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"murmur {args.command}: {problem}", file=sys.stderr)
+        problems.extend(exc.problems)
+    parsed = None  # fleet_config reports a bad URL; the credentials and TLS files need it too
+    with contextlib.suppress(BrokerUrlError):
+        parsed = BrokerUrl.parse(args.broker or "")
+    url = connection(args, problems, parsed)
+    problems = report(args, problems)
+    if problems or config is None or url is None:
+        _problems(args.command, problems)
         return None
+    return replace(config, broker=url)
 
 
 def _agent(args: argparse.Namespace) -> int:
     from drone_agent.main import run_fleet  # noqa: PLC0415 - lazy by design
 
-    config = _fleet(args, [args.drone_id])
+    config = _fleet(args, [args.drone_id or ""])
     if config is None:
         return 2
     _run_until_signalled(run_fleet(config, {args.drone_id: config.home}, snapshot=True))
@@ -90,11 +107,10 @@ def _agent(args: argparse.Namespace) -> int:
 def _sim(args: argparse.Namespace) -> int:
     from drone_agent.main import run_fleet, spread_homes  # noqa: PLC0415 - lazy by design
 
-    if args.drones < 1:
-        print(f"murmur sim: --drones: at least 1, got {args.drones}", file=sys.stderr)
-        return 2
-    ids = [f"d-{i:03d}" for i in range(1, args.drones + 1)]
-    config = _fleet(args, ids)
+    drones = args.drones or 0  # None: missing, which layering reported
+    problems = [] if drones >= 1 else [f"--drones: at least 1, got {drones}"]
+    ids = [f"d-{i:03d}" for i in range(1, drones + 1)]
+    config = _fleet(args, ids, problems)
     if config is None:
         return 2
     homes = spread_homes(config.home, len(ids), spread_km=args.spread_km, seed=args.seed)
@@ -106,16 +122,6 @@ def _problems(command: str, problems: list[str]) -> int:
     for problem in problems:
         print(f"murmur {command}: {problem}", file=sys.stderr)
     return 2
-
-
-def _broker_url(args: argparse.Namespace, problems: list[str]) -> Any:  # noqa: ANN401 - BrokerUrl
-    from broker.url import BrokerUrl, BrokerUrlError  # noqa: PLC0415 - lazy by design
-
-    try:
-        return BrokerUrl.parse(args.broker)
-    except BrokerUrlError as exc:
-        problems.append(f"--broker: {exc}")
-        return None
 
 
 def _positive(args: argparse.Namespace, names: Sequence[str], problems: list[str]) -> None:
@@ -131,9 +137,12 @@ def _service(args: argparse.Namespace) -> int:
     from cloud.services import CloudSettings, build_service  # noqa: PLC0415
     from contracts.ids import PackageSize  # noqa: PLC0415
     from firmware_sim.clock import ScaledClock  # noqa: PLC0415
+    from murmur.config import missing  # noqa: PLC0415
 
     problems: list[str] = []
-    url = _broker_url(args, problems)
+    url = broker_url(args, problems)
+    if args.db is None and args.service in {"package", "scheduler", "delivery"}:
+        problems.append(missing(args, "db"))
     numbers = ["--speedup", "--max-weight-kg", "--offer-timeout", "--step-timeout"]
     _positive(args, [*numbers, "--stale-after", "--assign-within"], problems)
     sizes = []
@@ -142,8 +151,13 @@ def _service(args: argparse.Namespace) -> int:
             sizes.append(PackageSize(size.strip()))
         except ValueError:
             problems.append(f"--sizes: {size!r} is not one of small, medium, large")
-    if problems:
+    if not 0 <= args.port <= MAX_PORT:
+        problems.append(f"--port: must be 0..{MAX_PORT}, got {args.port}")
+    problems = report(args, problems)
+    if problems or url is None:
         return _problems(f"service {args.service}", problems)
+    if args.service == "ingestion":
+        return _ingestion(args, url)
     settings = CloudSettings(
         package=PackagePolicy(
             max_weight_kg=args.max_weight_kg,
@@ -168,6 +182,24 @@ def _service(args: argparse.Namespace) -> int:
         root=args.root,
     )
     _run_until_signalled(service.run())
+    return 0
+
+
+def _ingestion(args: argparse.Namespace, url: Any) -> int:  # noqa: ANN401 - BrokerUrl
+    from cloud.ingestion.server import serve  # noqa: PLC0415 - lazy by design
+
+    def on_ready(port: int) -> None:
+        print(f"murmur service ingestion: http://{args.host}:{port} (OpenAPI at /docs)", flush=True)
+
+    try:
+        _run_until_signalled(
+            serve(url, host=args.host, port=args.port, root=args.root, on_ready=on_ready)
+        )
+    except OSError as exc:
+        print(
+            f"murmur service ingestion: --port {args.port}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return 1
     return 0
 
 
@@ -204,7 +236,7 @@ def _request(args: argparse.Namespace) -> int:
     from murmur.client import delivery_request  # noqa: PLC0415
 
     problems: list[str] = []
-    url = _broker_url(args, problems)
+    url = broker_url(args, problems)
     pickup = parse_location(args.pickup, "--pickup", problems)
     dropoff = parse_location(args.dropoff, "--dropoff", problems)
     deadline = None
@@ -266,12 +298,12 @@ def _cancel(args: argparse.Namespace) -> int:
     from murmur.client import connect  # noqa: PLC0415
 
     problems: list[str] = []
-    url = _broker_url(args, problems)
+    url = broker_url(args, problems)
     try:
         TypeAdapter(TopicId).validate_python(args.delivery_id)
     except ValidationError:
         problems.append(f"DELIVERY_ID: {args.delivery_id!r} is not a delivery id")
-    if problems:
+    if problems or url is None:
         return _problems("cancel", problems)
 
     async def cancel() -> int:
@@ -285,6 +317,24 @@ def _cancel(args: argparse.Namespace) -> int:
     return _with_broker("cancel", cancel())
 
 
+def _monitor(args: argparse.Namespace) -> int:
+    from rich.console import Console  # noqa: PLC0415
+
+    from cloud.monitor.watch import watch  # noqa: PLC0415
+
+    problems: list[str] = []
+    url = broker_url(args, problems)
+    if problems or url is None:
+        return _problems("monitor", problems)
+
+    async def monitor() -> int:
+        await watch(url, root=args.root, console=Console(), once=args.once)
+        return 0
+
+    code = _with_broker("monitor", monitor())
+    return 0 if code == INTERRUPTED else code  # Ctrl-C is how a live monitor ends
+
+
 def _trace(args: argparse.Namespace) -> int:
     from pydantic import TypeAdapter, ValidationError  # noqa: PLC0415
     from rich.console import Console  # noqa: PLC0415
@@ -294,13 +344,13 @@ def _trace(args: argparse.Namespace) -> int:
     from murmur.trace import causal_tree  # noqa: PLC0415
 
     problems: list[str] = []
-    url = _broker_url(args, problems)
+    url = broker_url(args, problems)
     try:
         TypeAdapter(TopicId).validate_python(args.delivery_id)
     except ValidationError:
         problems.append(f"DELIVERY_ID: {args.delivery_id!r} is not a delivery id")
     _positive(args, ["--timeout"], problems)
-    if problems:
+    if problems or url is None:
         return _problems("trace", problems)
 
     async def trace() -> int:
@@ -342,7 +392,7 @@ def _with_broker(command: str, main: Coroutine[Any, Any, int]) -> int:
         print(f"murmur {command}: no terminal stage within --timeout", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        return 130
+        return INTERRUPTED
 
 
 def _up_config(args: argparse.Namespace) -> Any:  # noqa: ANN401 - UpConfig, or None
@@ -350,19 +400,24 @@ def _up_config(args: argparse.Namespace) -> Any:  # noqa: ANN401 - UpConfig, or 
     from murmur.up import UpConfig  # noqa: PLC0415
 
     problems: list[str] = []
-    url = _broker_url(args, problems) if args.broker else None
+    url = broker_url(args, problems) if args.broker else None
     home = parse_location(args.home, "--home", problems)
     _positive(args, ["--speedup", "--spread-km"], problems)
     if args.drones < 1:
         problems.append(f"--drones: at least 1, got {args.drones}")
     if args.deliveries < 0:
         problems.append(f"--deliveries: at least 0, got {args.deliveries}")
+    if not (math.isfinite(args.demand) and args.demand >= 0):
+        problems.append(f"--demand: must be a number of requests per hour >= 0, got {args.demand}")
+    elif args.demand and args.until_idle:
+        problems.append("--demand: requests never stop, so --until-idle would never end")
     if problems:
         _problems("up", problems)
         return None
     return UpConfig(
         drones=args.drones,
         deliveries=args.deliveries,
+        demand_per_hour=args.demand,
         speedup=args.speedup,
         seed=args.seed,
         broker=url,
@@ -378,7 +433,8 @@ def _up(args: argparse.Namespace) -> int:
     config = _up_config(args)
     if config is None:
         return 2
-    quiet = args.json and args.until_idle
+    live = sys.stdout.isatty() and not (args.no_ui or args.json)
+    quiet = live or (args.json and args.until_idle)
 
     def on_status(status: Any) -> None:  # noqa: ANN401 - DeliveryStatusChanged
         if not quiet:
@@ -388,11 +444,25 @@ def _up(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"murmur up: {args.drones} drones on {broker} (Ctrl-C stops)", flush=True)
 
+    async def console(broker: Any, run_prefix: str) -> None:  # noqa: ANN401 - BrokerUrl
+        from rich.console import Console  # noqa: PLC0415
+
+        from cloud.monitor import Batch, watch  # noqa: PLC0415
+
+        batch = Batch(args.deliveries, prefix=run_prefix) if args.deliveries else None
+        await watch(broker, console=Console(), batch=batch, until_done=args.until_idle)
+
     summary: dict[str, Any] = {}
 
     async def main() -> None:
         summary.update(
-            await run_up(config, until_idle=args.until_idle, on_status=on_status, on_ready=on_ready)
+            await run_up(
+                config,
+                until_idle=args.until_idle,
+                on_status=on_status,
+                on_ready=on_ready,
+                console=console if live else None,
+            )
         )
 
     unreachable = False
@@ -404,19 +474,28 @@ def _up(args: argparse.Namespace) -> int:
         where = config.broker or "the embedded broker"
         print(f"murmur up: not every part connected to {where} in time", file=sys.stderr)
         return 1
+    return _up_summary(args, summary)
+
+
+def _up_summary(args: argparse.Namespace, summary: dict[str, Any]) -> int:
     if not summary:
-        return 130 if args.until_idle else 0
+        return INTERRUPTED if args.until_idle else 0
     print(json.dumps(summary) if args.json else json.dumps(summary, indent=2))
     delivered = summary["deliveries"]["by_stage"].get("Delivered", 0)
     return 0 if delivered == summary["deliveries"]["total"] else 1
 
 
 def _add_fleet_options(command: argparse.ArgumentParser, *, state_dir: str) -> None:
-    command.add_argument("--broker", required=True, help="mqtt://user:password@host:port")
+    command.add_argument("--broker", required=True, help="mqtt[s]://[user[:password]@]host[:port]")
+    add_connection_options(command)
     command.add_argument("--home", default="47.3769,8.5417", help="LAT,LON (default Zurich)")
     command.add_argument("--speedup", type=float, default=1.0, help="simulated time factor")
-    command.add_argument("--max-payload-kg", type=float, default=2.5)
-    command.add_argument("--telemetry-hz", type=float, default=1.0)
+    command.add_argument(
+        "--max-payload-kg", type=float, default=2.5, help="heaviest package carried (kg)"
+    )
+    command.add_argument(
+        "--telemetry-hz", type=float, default=1.0, help="telemetry reports per second (max 50)"
+    )
     command.add_argument(
         "--state-dir", type=Path, default=Path(state_dir), help="SQLite files (default %(default)s)"
     )
@@ -428,6 +507,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="json: one object per line with time, level, logger, message, delivery_id",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -449,16 +534,18 @@ def _parser() -> argparse.ArgumentParser:
     broker.set_defaults(run=_broker)
 
     agent = commands.add_parser("agent", help="run one drone agent")
-    agent.add_argument("--drone-id", required=True)
+    agent.add_argument("--drone-id", required=True, help="this drone's id (one topic level)")
     agent.add_argument("--fc", choices=["sim"], default="sim", help="flight controller")
     _add_fleet_options(agent, state_dir="var/agent")
+    add_config_option(agent, example="agent.toml", reports=True)  # last: relaxes required
     agent.set_defaults(run=_agent)
 
     sim = commands.add_parser("sim", help="run N simulated drones, each with its own agent")
-    sim.add_argument("--drones", type=int, required=True)
+    sim.add_argument("--drones", type=int, required=True, help="how many")
     sim.add_argument("--spread-km", type=float, default=3.0, help="homes scattered this far")
     sim.add_argument("--seed", type=int, default=1)
     _add_fleet_options(sim, state_dir="var/sim")
+    add_config_option(sim, example="sim.toml", reports=True)
     sim.set_defaults(run=_sim)
 
     _add_cloud_commands(commands)
@@ -466,11 +553,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_cloud_commands(commands: Any) -> None:  # noqa: ANN401 - argparse's private type
+def _add_service_command(commands: Any) -> None:  # noqa: ANN401 - argparse's private type
     service = commands.add_parser("service", help="run one cloud service")
-    service.add_argument("service", choices=["package", "scheduler", "delivery"])
-    service.add_argument("--broker", required=True, help="mqtt://user:password@host:port")
-    service.add_argument("--db", type=Path, required=True, help="the service's SQLite file")
+    service.add_argument("service", choices=["package", "scheduler", "delivery", "ingestion"])
+    service.add_argument("--broker", required=True, help="mqtt[s]://[user[:password]@]host[:port]")
+    add_connection_options(service)
+    service.add_argument(
+        "--db", type=Path, help="the service's SQLite file (package, scheduler, delivery)"
+    )
     service.add_argument("--root", default=DEFAULT_ROOT, help="topic root (default %(default)s)")
     service.add_argument(
         "--speedup", type=float, default=1.0, help="clock factor, to match a simulated fleet"
@@ -484,7 +574,15 @@ def _add_cloud_commands(commands: Any) -> None:  # noqa: ANN401 - argparse's pri
     service.add_argument("--step-timeout", type=float, default=1800.0, help="scheduler: s")
     service.add_argument("--stale-after", type=float, default=15.0, help="scheduler: s")
     service.add_argument("--assign-within", type=float, default=4 * 3600.0, help="scheduler: s")
+    service.add_argument("--host", default="127.0.0.1", help="ingestion: HTTP address")
+    service.add_argument("--port", type=int, default=8080, help="ingestion: HTTP port (0: any)")
+    # Last: it turns the required flags above into settings required from any layer.
+    add_config_option(service, example="service.toml", reports=True)
     service.set_defaults(run=_service)
+
+
+def _add_cloud_commands(commands: Any) -> None:  # noqa: ANN401 - argparse's private type
+    _add_service_command(commands)
 
     request = commands.add_parser("request", help="request a delivery (and follow it)")
     request.add_argument("--broker", required=True, help="mqtt://user:password@host:port")
@@ -500,6 +598,8 @@ def _add_cloud_commands(commands: Any) -> None:  # noqa: ANN401 - argparse's pri
     request.add_argument("--json", action="store_true", help="one JSON object per line")
     request.add_argument("--timeout", type=float, help="give up following after S seconds")
     request.add_argument("--root", default=DEFAULT_ROOT, help="topic root (default %(default)s)")
+    add_connection_options(request)
+    add_config_option(request, example="client.toml")
     request.set_defaults(run=_request)
 
     cancel = commands.add_parser("cancel", help="ask to cancel a delivery")
@@ -507,37 +607,63 @@ def _add_cloud_commands(commands: Any) -> None:  # noqa: ANN401 - argparse's pri
     cancel.add_argument("--broker", required=True, help="mqtt://user:password@host:port")
     cancel.add_argument("--reason")
     cancel.add_argument("--root", default=DEFAULT_ROOT, help="topic root (default %(default)s)")
+    add_connection_options(cancel)
+    add_config_option(cancel, example="client.toml")
     cancel.set_defaults(run=_cancel)
 
     up = commands.add_parser("up", help="run broker, services and a simulated fleet in one process")
     up.add_argument("--drones", type=int, default=10)
-    up.add_argument("--deliveries", type=int, default=0, help="requests to generate")
+    up.add_argument("--deliveries", type=int, default=0, help="requests to generate at start")
+    up.add_argument(
+        "--demand", type=float, default=0.0, help="then keep requesting, RATE per simulated hour"
+    )
     up.add_argument("--speedup", type=float, default=50.0, help="simulated time factor")
     up.add_argument("--seed", type=int, default=1)
     up.add_argument("--broker", help="use this broker instead of the embedded one")
+    add_connection_options(up)
     up.add_argument("--home", default="47.3769,8.5417", help="LAT,LON of the fleet's area")
     up.add_argument("--spread-km", type=float, default=2.0, help="radius of the area")
     up.add_argument("--state-dir", type=Path, help="SQLite files (default: a temporary dir)")
     up.add_argument("--until-idle", action="store_true", help="exit when all are terminal")
-    up.add_argument("--json", action="store_true", help="JSON output")
+    up.add_argument("--json", action="store_true", help="JSON output (no live console)")
+    up.add_argument("--no-ui", action="store_true", help="status lines, not the live console")
     up.set_defaults(run=_up)
 
 
 def _add_operator_commands(commands: Any) -> None:  # noqa: ANN401 - argparse's private type
+    monitor = commands.add_parser("monitor", help="watch drones and deliveries on any broker")
+    monitor.add_argument("--broker", required=True, help="mqtt://user:password@host:port")
+    monitor.add_argument("--once", action="store_true", help="print one frame and exit")
+    monitor.add_argument("--root", default=DEFAULT_ROOT, help="topic root (default %(default)s)")
+    add_connection_options(monitor)
+    add_config_option(monitor, example="monitor.toml")
+    monitor.set_defaults(run=_monitor)
+
     trace = commands.add_parser("trace", help="print one delivery's events as a causal tree")
     trace.add_argument("delivery_id", metavar="DELIVERY_ID")
     trace.add_argument("--broker", required=True, help="mqtt://user:password@host:port")
     trace.add_argument("--timeout", type=float, default=10.0, help="wait this long for an answer")
     trace.add_argument("--json", action="store_true", help="the entries as one JSON array")
     trace.add_argument("--root", default=DEFAULT_ROOT, help="topic root (default %(default)s)")
+    add_connection_options(trace)
+    add_config_option(trace, example="client.toml")
     trace.set_defaults(run=_trace)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one `murmur` command; returns the process exit code."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    """Run one `murmur` command; returns the process exit code.
+
+    Settings of commands with `--config` are layered first (file, then `MURMUR_*`
+    variables, then flags; see murmur/config.py): every problem is printed, exit code 2.
+    """
+    from murmur.config import deferred, layer  # noqa: PLC0415
+    from murmur.logs import configure  # noqa: PLC0415
+
+    parser = _parser()
+    args = parser.parse_args(argv)
+    problems = layer(parser, argv, args)
+    if problems and not deferred(args):  # a command that reports them checks its own too
+        return _problems(args.command, problems)
+    configure(args.log_level, args.log_format)
     run: Command = args.run
     return run(args)

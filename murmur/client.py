@@ -5,7 +5,6 @@ A plain MQTT client with no database: a request is done once the broker acknowle
 """
 
 import itertools
-import ssl
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -133,15 +132,5 @@ async def connect(url: BrokerUrl | str, *, root: str = DEFAULT_ROOT) -> AsyncIte
     """A client connection for the duration of the block."""
     parsed = url if isinstance(url, BrokerUrl) else BrokerUrl.parse(url)
     client_id = f"murmur-client-{uuid.uuid4().hex[:8]}-{next(_ids)}"
-    mqtt = aiomqtt.Client(
-        parsed.host,
-        parsed.port,
-        username=parsed.username or client_id,
-        password=parsed.password,
-        identifier=client_id,
-        clean_session=True,
-        timeout=10,
-        tls_context=ssl.create_default_context() if parsed.tls else None,
-    )
-    async with mqtt:
+    async with parsed.client(client_id, clean_session=True) as mqtt:
         yield Client(mqtt, root)

@@ -1,0 +1,576 @@
+"""Settings in layers: a TOML file, overridden by `MURMUR_*` variables, overridden by flags.
+
+Nothing here is written per setting. The settings of a command are its argparse options
+(plus the top-level ones such as `--log-level`): option `--telemetry-hz` (dest
+`telemetry_hz`) is the TOML key `telemetry_hz` and the variable `MURMUR_TELEMETRY_HZ`.
+Values from the file and the environment are converted with the option's `type` and
+checked against its `choices`, as argparse does for flags. A command takes part by calling
+`add_config_option` after adding its options; that also turns its `required=True` options
+into settings required once all layers are applied, so `--broker` may come from the file.
+
+Every layer is checked, even where a higher one overrides it, and every problem is
+reported at once, each naming the setting and where its value came from. Checks of what
+the values mean (ranges, URLs) stay with the commands, which name the flag
+(`--telemetry-hz: ...`); `explain` rewrites such a message to name the file or the
+variable when the value came from there.
+"""
+
+import argparse
+import difflib
+import os
+import shlex
+import ssl
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from broker.url import BrokerUrl, BrokerUrlError
+
+ENV_PREFIX = "MURMUR_"
+CONFIG_DEST = "config"
+_NOT_SETTINGS = frozenset({"help", "version", CONFIG_DEST})
+_KINDS: dict[Any, str] = {float: "a number", int: "an integer", Path: "a path", str: "a string"}
+
+
+@dataclass(frozen=True)
+class ConfigSpec:
+    """What `add_config_option` records about a command (as its default `config_spec`)."""
+
+    parser: argparse.ArgumentParser
+    example: str
+    required: frozenset[str]
+    reports: bool
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One option of a command, under its three names."""
+
+    action: argparse.Action
+
+    @property
+    def dest(self) -> str:
+        """The attribute of the parsed arguments."""
+        return self.action.dest
+
+    @property
+    def key(self) -> str:
+        """The key in the TOML file."""
+        return self.action.dest
+
+    @property
+    def env(self) -> str:
+        """The environment variable."""
+        return ENV_PREFIX + self.action.dest.upper()
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag (the long one)."""
+        options = self.action.option_strings
+        return next((o for o in options if o.startswith("--")), options[0])
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a setting's value came from."""
+
+    kind: Literal["default", "file", "env", "flag"]
+    where: str = ""
+
+    def describe(self) -> str:
+        """`in agent.toml`, `from MURMUR_BROKER`, `from --broker` or `default`."""
+        if self.kind == "file":
+            return f"in {self.where}"
+        if self.kind == "default":
+            return "default"
+        return f"from {self.where}"
+
+
+@dataclass
+class Layers:
+    """The settings of a command after layering, and where each value came from."""
+
+    settings: list[Setting]
+    origins: dict[str, Origin] = field(default_factory=dict)
+    config_file: Path | None = None
+    problems: list[str] = field(default_factory=list)
+    """What layering found: unreadable file, unknown keys, wrong types, missing settings."""
+    flagged: set[str] = field(default_factory=set)
+    """Dests with a problem above; the command's own checks of them would only repeat it."""
+
+    def explain(self, problem: str) -> str:
+        """Rewrite `--flag: detail` to name the file or variable the value came from.
+
+        A message about a value given as a flag (or left at its default) is returned as is.
+        """
+        setting = self._setting_of(problem)
+        if setting is None:
+            return problem
+        origin = self.origins.get(setting.dest)
+        if origin is None or origin.kind in {"flag", "default"}:
+            return problem
+        detail = problem.removeprefix(f"{setting.flag}:").strip()
+        return f"{setting.key}: {detail} ({origin.describe()})"
+
+    def report(self, own: list[str]) -> list[str]:
+        """Layering problems, then the command's own (explained) about other settings."""
+        kept = [p for p in own if (s := self._setting_of(p)) is None or s.dest not in self.flagged]
+        return self.problems + [self.explain(problem) for problem in kept]
+
+    def _setting_of(self, problem: str) -> Setting | None:
+        return next((s for s in self.settings if problem.startswith(f"{s.flag}:")), None)
+
+
+class _InvalidError(ValueError):
+    """A value of the wrong type or not among the choices; the message says which."""
+
+
+# --- declaring settings --------------------------------------------------------------------
+
+
+def add_config_option(
+    command: argparse.ArgumentParser, *, example: str, reports: bool = False
+) -> None:
+    """Let `command` read its settings from a TOML file and `MURMUR_*` variables.
+
+    Call it after adding the command's options: each `required=True` option becomes
+    optional for argparse and required after layering instead.
+
+    Args:
+        command: The subcommand's parser.
+        example: The file name used in help and messages (e.g. `agent.toml`).
+        reports: False: `murmur` prints the layering problems and exits 2 before the
+            command runs. True: the command runs anyway (a missing required setting is
+            None) and prints `report(args, its_own_problems)` itself, so one run shows
+            every problem.
+    """
+    required = set()
+    for action in command._actions:  # noqa: SLF001 - argparse has no public list of actions
+        if action.option_strings and action.required:
+            action.required = False
+            required.add(action.dest)
+            setting = Setting(action)
+            action.help = (
+                f"{action.help + '; ' if action.help else ''}required: this flag, "
+                f"{setting.env} or `{setting.key}` in --config"
+            )
+    command.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help=f"TOML file ({example}) with any of these settings, keyed by the flag's name with "
+        "'_' for '-'; MURMUR_<NAME> variables override it and flags override both "
+        "(also from MURMUR_CONFIG)",
+    )
+    command.set_defaults(
+        config_spec=ConfigSpec(
+            parser=command, example=example, required=frozenset(required), reports=reports
+        )
+    )
+
+
+def add_connection_options(command: argparse.ArgumentParser) -> None:
+    """Options that complete the broker URL: credentials and TLS files (see `connection`)."""
+    command.add_argument("--username", help="MQTT user name (instead of the broker URL's)")
+    command.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="FILE",
+        help="file whose first line is the MQTT password (instead of one in the broker URL)",
+    )
+    command.add_argument(
+        "--ca-file",
+        type=Path,
+        metavar="PEM",
+        help="CA certificates the broker's certificate must chain to (mqtts://; default: "
+        "the system's)",
+    )
+    command.add_argument(
+        "--cert-file", type=Path, metavar="PEM", help="client certificate for TLS (mqtts://)"
+    )
+    command.add_argument(
+        "--key-file", type=Path, metavar="PEM", help="private key of --cert-file, if separate"
+    )
+
+
+# --- layering ------------------------------------------------------------------------------
+
+
+def layer(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    args: argparse.Namespace,
+    environ: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Apply the file and the environment under the flags of `args`, parsed from `argv`.
+
+    Does nothing for a command without `add_config_option`. Leaves `args.config_layers`
+    (see `explain` and `report`) and returns the problems, each naming a setting and its
+    source.
+    """
+    spec = getattr(args, "config_spec", None)
+    if not isinstance(spec, ConfigSpec):
+        return []
+    environ = os.environ if environ is None else environ
+    settings = _settings(parser) + _settings(spec.parser)
+    explicit = _explicit(parser, spec.parser, argv)
+    problems: list[str] = []
+
+    config_file, values = _config_file(args, explicit, environ, problems)
+    file_failed = bool(problems)
+    keys = {setting.key for setting in settings}
+    problems.extend(_unknown_key(key, keys, config_file) for key in values if key not in keys)
+
+    layers = Layers(settings=settings, config_file=config_file)
+    for setting in settings:
+        candidates: list[tuple[Origin, Any]] = []
+        if setting.key in values and config_file is not None:
+            candidates.append((Origin("file", str(config_file)), values[setting.key]))
+        if environ.get(setting.env):
+            candidates.append((Origin("env", setting.env), environ[setting.env]))
+        checked = _convert(setting, candidates, problems)
+        if len(checked) < len(candidates):
+            layers.flagged.add(setting.dest)
+        if setting.dest in explicit:
+            layers.origins[setting.dest] = Origin("flag", setting.flag)
+        elif checked:
+            origin, value = checked[-1]
+            setattr(args, setting.dest, value)
+            layers.origins[setting.dest] = origin
+        else:
+            layers.origins[setting.dest] = Origin("default")
+
+    _check_required(args, spec, layers, problems, report_missing=not file_failed)
+    layers.problems = problems
+    args.config_layers = layers
+    return problems
+
+
+def missing(args: argparse.Namespace, dest: str) -> str:
+    """The message for a setting a command needs but no layer set, naming all three sources.
+
+    For settings required only in some cases (`--db` for some services); the always
+    required ones are checked by `layer`.
+    """
+    layers = getattr(args, "config_layers", None)
+    spec = getattr(args, "config_spec", None)
+    settings = layers.settings if isinstance(layers, Layers) else []
+    setting = next((s for s in settings if s.dest == dest), None)
+    if setting is None or not isinstance(spec, ConfigSpec) or not isinstance(layers, Layers):
+        return f"--{dest.replace('_', '-')}: missing"
+    return _missing(setting, layers.config_file, spec.example)
+
+
+def _missing(setting: Setting, config_file: Path | None, example: str) -> str:
+    where = f"in {config_file}" if config_file is not None else f"in a --config {example}"
+    return f"{setting.key}: missing ({setting.flag}, {setting.env} or `{setting.key}` {where})"
+
+
+def _check_required(
+    args: argparse.Namespace,
+    spec: ConfigSpec,
+    layers: Layers,
+    problems: list[str],
+    *,
+    report_missing: bool,
+) -> None:
+    """A problem for each required setting no layer set (unless its value was invalid)."""
+    for setting in layers.settings:
+        if setting.dest not in spec.required or getattr(args, setting.dest, None) is not None:
+            continue
+        # An invalid value was reported already, and an unreadable file once, not per setting.
+        if setting.dest not in layers.flagged and report_missing:
+            problems.append(_missing(setting, layers.config_file, spec.example))
+        layers.flagged.add(setting.dest)
+
+
+def deferred(args: argparse.Namespace) -> bool:
+    """Whether the command reports layering problems itself (`add_config_option(reports=)`)."""
+    spec = getattr(args, "config_spec", None)
+    return isinstance(spec, ConfigSpec) and spec.reports
+
+
+def report(args: argparse.Namespace, own: list[str]) -> list[str]:
+    """Every problem of the command: layering's, then its own checks' (see `Layers.report`)."""
+    layers = getattr(args, "config_layers", None)
+    return layers.report(own) if isinstance(layers, Layers) else own
+
+
+def explain(args: argparse.Namespace, problem: str) -> str:
+    """`problem` (`--flag: detail`) naming where the value came from (see `Layers.explain`)."""
+    layers = getattr(args, "config_layers", None)
+    return layers.explain(problem) if isinstance(layers, Layers) else problem
+
+
+def _config_file(
+    args: argparse.Namespace,
+    explicit: set[str],
+    environ: Mapping[str, str],
+    problems: list[str],
+) -> tuple[Path | None, dict[str, Any]]:
+    """The config file named by `--config` (or else `MURMUR_CONFIG`) and its table."""
+    variable = ENV_PREFIX + CONFIG_DEST.upper()
+    if CONFIG_DEST in explicit:
+        path, source = args.config, "--config"
+    elif environ.get(variable):
+        path, source = Path(environ[variable]), variable
+    else:
+        return None, {}
+    return path, _read_toml(path, source, problems)
+
+
+def _convert(
+    setting: Setting, candidates: list[tuple[Origin, Any]], problems: list[str]
+) -> list[tuple[Origin, Any]]:
+    """Each candidate value converted and checked; a problem for each that is not valid."""
+    checked = []
+    for origin, raw in candidates:
+        try:
+            if origin.kind == "file":
+                value = _from_toml(setting.action, raw)
+            else:
+                value = _from_text(setting.action, raw)
+        except _InvalidError as exc:
+            problems.append(f"{setting.key}: {exc} ({origin.describe()})")
+        else:
+            checked.append((origin, value))
+    return checked
+
+
+def _settings(parser: argparse.ArgumentParser) -> list[Setting]:
+    return [
+        Setting(action)
+        for action in parser._actions  # noqa: SLF001 - argparse has no public list
+        if action.option_strings and action.dest not in _NOT_SETTINGS
+    ]
+
+
+def _explicit(
+    parser: argparse.ArgumentParser,
+    command: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+) -> set[str]:
+    """The dests given on the command line: parse again with every default suppressed."""
+    saved_actions = []
+    saved_defaults = []
+    for each in (parser, command):
+        saved_defaults.append((each, dict(each._defaults)))  # noqa: SLF001
+        each._defaults.clear()  # noqa: SLF001 - else set_defaults values look given
+        for action in each._actions:  # noqa: SLF001
+            saved_actions.append((action, action.default, action.required))
+            action.default = argparse.SUPPRESS
+            if action.option_strings:
+                action.required = False
+    try:
+        given = parser.parse_args(argv)
+    finally:
+        for action, default, required in saved_actions:
+            action.default, action.required = default, required
+        for each, defaults in saved_defaults:
+            each._defaults.update(defaults)  # noqa: SLF001
+    return set(vars(given))
+
+
+def _read_toml(path: Path, source: str, problems: list[str]) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except OSError as exc:
+        problems.append(f"{source}: cannot read {path}: {exc.strerror or exc}")
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(f"{source}: {path} is not valid TOML: {exc}")
+    except UnicodeDecodeError as exc:
+        problems.append(f"{source}: {path} is not UTF-8 text: {exc.reason}")
+    return {}
+
+
+def _unknown_key(key: str, keys: set[str], config_file: Path | None) -> str:
+    message = f"{key}: unknown setting (in {config_file})"
+    close = difflib.get_close_matches(key.replace("-", "_").lower(), sorted(keys), n=1)
+    return f"{message}; did you mean `{close[0]}`?" if close else message
+
+
+# --- converting values ---------------------------------------------------------------------
+
+
+def _expected(action: argparse.Action) -> str:
+    if action.nargs == 0:
+        return "true or false"
+    return _KINDS.get(action.type, "a string" if action.type is None else "a valid value")
+
+
+def _is_list(action: argparse.Action) -> bool:
+    return action.nargs in {"*", "+"} or (isinstance(action.nargs, int) and action.nargs > 0)
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    return repr(value)
+
+
+def _switch(action: argparse.Action, on: bool) -> object:  # noqa: FBT001 - a value, not a mode
+    """The value a flag without arguments (store_true, store_const...) gives when on/off."""
+    if action.const is None or isinstance(action.const, bool):
+        return on
+    return action.const if on else action.default
+
+
+def _checked(action: argparse.Action, value: Any) -> Any:  # noqa: ANN401 - any option's type
+    if action.choices is not None:
+        for item in value if _is_list(action) else [value]:
+            if item not in action.choices:
+                choices = ", ".join(str(c) for c in action.choices)
+                msg = f"must be one of {choices}, got {item!r}"
+                raise _InvalidError(msg)
+    return value
+
+
+def _from_text(action: argparse.Action, text: str) -> Any:  # noqa: ANN401
+    """A value as a command line or an environment variable spells it."""
+    if action.nargs == 0:
+        word = text.strip().lower()
+        if word not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            raise _InvalidError(f"expected true or false, got {text!r}")
+        return _switch(action, on=word in {"1", "true", "yes", "on"})
+    if _is_list(action):
+        return _checked(action, [_scalar_from_text(action, part) for part in shlex.split(text)])
+    return _checked(action, _scalar_from_text(action, text))
+
+
+def _scalar_from_text(action: argparse.Action, text: str) -> Any:  # noqa: ANN401
+    if action.type is None:
+        return text
+    convert: Any = action.type
+    try:
+        return convert(text)
+    except (ValueError, TypeError, argparse.ArgumentTypeError):
+        raise _InvalidError(f"expected {_expected(action)}, got {text!r}") from None
+
+
+def _from_toml(action: argparse.Action, value: object) -> Any:  # noqa: ANN401
+    """A value as TOML types it: numbers must be numbers, paths and names strings."""
+    if action.nargs == 0:
+        if not isinstance(value, bool):
+            raise _InvalidError(f"expected true or false, got {_show(value)}")
+        return _switch(action, on=value)
+    if _is_list(action):
+        if not isinstance(value, list):
+            raise _InvalidError(f"expected a list, got {_show(value)}")
+        return _checked(action, [_scalar_from_toml(action, item) for item in value])
+    return _checked(action, _scalar_from_toml(action, value))
+
+
+def _scalar_from_toml(action: argparse.Action, value: object) -> Any:  # noqa: ANN401
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if action.type is float and number:
+        return float(value)  # type: ignore[arg-type]
+    if action.type is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and action.type not in {float, int}:
+        return _scalar_from_text(action, value)
+    raise _InvalidError(f"expected {_expected(action)}, got {_show(value)}")
+
+
+# --- the broker connection -----------------------------------------------------------------
+
+_TLS = (("ca_file", "--ca-file"), ("cert_file", "--cert-file"), ("key_file", "--key-file"))
+
+
+def broker_url(args: argparse.Namespace, problems: list[str]) -> BrokerUrl | None:
+    """`args.broker` parsed and completed by `connection`; None (and problems) if invalid."""
+    url = None
+    if args.broker is not None:  # None: missing, which layering reported
+        try:
+            url = BrokerUrl.parse(args.broker)
+        except BrokerUrlError as exc:
+            problems.append(f"--broker: {exc}")
+    return connection(args, problems, url)
+
+
+def connection(
+    args: argparse.Namespace, problems: list[str], url: BrokerUrl | None
+) -> BrokerUrl | None:
+    """Complete `url` with the credentials and TLS files of `args` (`add_connection_options`).
+
+    `--username` replaces the URL's user name and the first line of `--password-file` its
+    password; the TLS files need an `mqtts://` URL and must be readable PEM files. Problems
+    name the flag (see `explain`). With `url` None the files are still checked.
+    """
+    password = None
+    password_file: Path | None = getattr(args, "password_file", None)
+    if password_file is not None:
+        password = _read_password(password_file, problems)
+    tls: dict[str, Path | None] = {dest: getattr(args, dest, None) for dest, _ in _TLS}
+    readable = {
+        dest: path is not None and _readable(path, flag, problems)
+        for (dest, flag), path in zip(_TLS, tls.values(), strict=True)
+    }
+    if tls["key_file"] is not None and tls["cert_file"] is None:
+        problems.append("--key-file: set without --cert-file, the certificate it belongs to")
+    if url is None:
+        return None
+    given = [flag for dest, flag in _TLS if tls[dest] is not None]
+    if given and not url.tls:
+        problems.append(f"{given[0]}: TLS files need an mqtts:// broker URL, got {url}")
+    username: str | None = getattr(args, "username", None)
+    completed = replace(
+        url,
+        username=username or url.username,
+        password=password if password_file is not None else url.password,
+        ca_file=tls["ca_file"],
+        cert_file=tls["cert_file"],
+        key_file=tls["key_file"],
+    )
+    if completed.tls and all(readable[dest] for dest, path in tls.items() if path is not None):
+        _check_tls(completed, problems)
+    return completed
+
+
+def _read_password(path: Path, problems: list[str]) -> str | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problems.append(f"--password-file: cannot read {path}: {exc.strerror or exc}")
+        return None
+    except UnicodeDecodeError:
+        problems.append(f"--password-file: {path} is not UTF-8 text")
+        return None
+    password = text.split("\n", 1)[0].removesuffix("\r")
+    if not password:
+        problems.append(f"--password-file: {path}: the first line is empty")
+        return None
+    return password
+
+
+def _readable(path: Path, flag: str, problems: list[str]) -> bool:
+    try:
+        with path.open("rb"):
+            return True
+    except OSError as exc:
+        problems.append(f"{flag}: cannot read {path}: {exc.strerror or exc}")
+        return False
+
+
+def _check_tls(url: BrokerUrl, problems: list[str]) -> None:
+    """Load the TLS files the way the connection will, so a bad one is named now."""
+    try:
+        context = ssl.create_default_context(
+            cafile=str(url.ca_file) if url.ca_file is not None else None
+        )
+    except ssl.SSLError as exc:
+        problems.append(f"--ca-file: {url.ca_file}: no usable CA certificate ({exc.reason})")
+        return
+    if url.cert_file is not None:
+        try:
+            context.load_cert_chain(url.cert_file, url.key_file)
+        except ssl.SSLError as exc:
+            flag = "--key-file" if url.key_file is not None else "--cert-file"
+            problems.append(
+                f"{flag}: {url.cert_file} and its key do not load as a PEM certificate and "
+                f"private key ({exc.reason})"
+            )
