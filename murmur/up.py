@@ -8,13 +8,14 @@ deliveries' retained status like any client and reports how they ended.
 
 import asyncio
 import contextlib
+import itertools
 import math
 import random
 import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,10 @@ REAL_ANSWER_S = 2.0
 REAL_TICK_S = 0.05
 _DRAWS = 100
 CONNECT_TIMEOUT_S = 30.0
+CONSOLE_CATCH_UP_S = 5.0
+# Something that watches the running system through the broker; it is told the prefix of this
+# run's delivery ids, and may end once it has seen them all finish, or run until cancelled.
+Observer = Callable[[BrokerUrl, str], Coroutine[Any, Any, None]]
 STALE_PERIODS = 5  # telemetry periods without a report before the scheduler calls a drone stale
 
 
@@ -50,6 +55,7 @@ class UpConfig:
 
     drones: int = 10
     deliveries: int = 0
+    demand_per_hour: float = 0.0  # continuous requests per simulated hour, after the batch
     speedup: float = 100.0
     seed: int = 1
     broker: BrokerUrl | None = None  # None: start the embedded broker
@@ -102,10 +108,15 @@ def _percentiles(start: dict[str, float], end: dict[str, float]) -> dict[str, fl
     return {"p50": round(statistics.median(spans), 4), "p99": round(p99, 4)}
 
 
-def generate_requests(
-    config: UpConfig, count: int, homes: list[Location], *, run: str
-) -> list[DeliveryRequested]:
-    """`count` seeded requests between points of the fleet's area.
+def run_prefix(run: str) -> str:
+    """The start of every delivery id of one run."""
+    return f"up-{run}-"
+
+
+def request_stream(
+    config: UpConfig, homes: list[Location], *, run: str
+) -> Iterator[DeliveryRequested]:
+    """Seeded requests between points of the fleet's area, without end.
 
     Each is one a fully charged drone from one of `homes` can fly (redrawn otherwise):
     demand the fleet can serve.
@@ -130,23 +141,19 @@ def generate_requests(
             for home in homes
         )
 
-    requests = []
-    for i in range(count):
+    for i in itertools.count():
         for _ in range(_DRAWS):
             pickup, dropoff, weight_kg = somewhere(), somewhere(), round(rng.uniform(0.2, 2.0), 2)
             if servable(pickup, dropoff, weight_kg):
                 break
-        requests.append(
-            delivery_request(
-                pickup=pickup,
-                dropoff=dropoff,
-                weight_kg=weight_kg,
-                size=rng.choice([PackageSize.SMALL, PackageSize.MEDIUM]),
-                owner_id="murmur-up",
-                delivery_id=f"up-{run}-{i:05d}",
-            )
+        yield delivery_request(
+            pickup=pickup,
+            dropoff=dropoff,
+            weight_kg=weight_kg,
+            size=rng.choice([PackageSize.SMALL, PackageSize.MEDIUM]),
+            owner_id="murmur-up",
+            delivery_id=f"{run_prefix(run)}{i:05d}",
         )
-    return requests
 
 
 @contextlib.asynccontextmanager
@@ -183,8 +190,12 @@ async def run_up(
     until_idle: bool,
     on_status: Callable[[DeliveryStatusChanged], None] = lambda _: None,
     on_ready: Callable[[BrokerUrl], None] = lambda _: None,
+    console: Observer | None = None,
 ) -> dict[str, Any]:
-    """Run the system; with `until_idle`, return the summary once every delivery is terminal."""
+    """Run the system; with `until_idle`, return the summary once every delivery is terminal.
+
+    `console` watches the running system like any observer (the live view of `murmur up`).
+    """
     started = time.monotonic()
     run = uuid.uuid4().hex[:8]  # ids unique per run: a shared broker keeps retained statuses
     with contextlib.ExitStack() as stack:
@@ -206,14 +217,16 @@ async def run_up(
                     async with asyncio.timeout(CONNECT_TIMEOUT_S):
                         for bus in [*(s.bus for s in services), *(a.bus for a in agents)]:
                             await bus.connected.wait()
-                    requests = generate_requests(config, config.deliveries, homes, run=run)
                     summary = await _drive(
                         config,
-                        requests,
+                        request_stream(config, homes, run=run),
                         url,
+                        clock,
+                        run=run,
                         until_idle=until_idle,
                         on_status=on_status,
                         on_ready=on_ready,
+                        console=console,
                     )
                 finally:
                     for task in background:
@@ -288,30 +301,58 @@ def _services(
 
 async def _drive(
     config: UpConfig,
-    requests: list[DeliveryRequested],
+    requests: Iterator[DeliveryRequested],
     url: BrokerUrl,
+    clock: ScaledClock,
     *,
+    run: str,
     until_idle: bool,
     on_status: Callable[[DeliveryStatusChanged], None],
     on_ready: Callable[[BrokerUrl], None],
+    console: Observer | None,
 ) -> dict[str, Any]:
     tally = Tally()
-    async with connect(url) as client:
+    async with connect(url) as client, asyncio.TaskGroup() as tasks:
         await client.watch_status()
         await client.subscribe("deliveries/+/assigned")
-        watcher = asyncio.create_task(_watch(client, tally, on_status))
+        helpers = [tasks.create_task(_watch(client, tally, on_status))]
+        if console is not None:
+            helpers.append(tasks.create_task(console(url, run_prefix(run))))
         try:
             on_ready(url)
-            for request in requests:
+            for request in itertools.islice(requests, config.deliveries):
                 tally.requested_at[request.delivery_id] = time.monotonic()
                 await client.request(request)
+            if config.demand_per_hour > 0:
+                await _keep_requesting(config, requests, client, clock, tally)
             if not until_idle:
                 await asyncio.Event().wait()  # until cancelled (Ctrl-C)
             while tally.terminal() < len(tally.requested_at):
                 tally.changed.clear()
                 await tally.changed.wait()
+            if console is not None:
+                # It hears the last statuses on its own connection, a moment after the tally;
+                # it ends once it has drawn them (bounded: it must not hold up the summary).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(CONSOLE_CATCH_UP_S):
+                        await helpers[-1]
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for helper in helpers:
+                helper.cancel()
     return tally.summary(broker=str(url), drones=config.drones)
+
+
+async def _keep_requesting(
+    config: UpConfig,
+    requests: Iterator[DeliveryRequested],
+    client: Client,
+    clock: ScaledClock,
+    tally: Tally,
+) -> None:
+    """Requests as a Poisson process of `demand_per_hour` in simulated time, until cancelled."""
+    rng = random.Random(config.seed + 1)  # noqa: S311 - reproducible load, not crypto
+    mean_gap_s = 3600.0 / config.demand_per_hour
+    for request in requests:
+        await clock.sleep(rng.expovariate(1.0 / mean_gap_s))
+        tally.requested_at[request.delivery_id] = time.monotonic()
+        await client.request(request)

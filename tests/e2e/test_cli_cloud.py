@@ -80,13 +80,18 @@ async def test_murmur_request_and_up_name_every_invalid_setting() -> None:
     flags = [line.split(":")[1].strip() for line in err.strip().splitlines()]
     assert flags == ["--broker", "--pickup", "--deadline", "--weight"]
 
-    proc = await murmur("up", "--drones", "0", "--speedup", "-3")
+    proc = await murmur("up", "--drones", "0", "--speedup", "-3", "--demand", "nan")
     _, err = await finished(proc)
     assert proc.returncode == 2
     assert [line.split(":")[1].strip() for line in err.strip().splitlines()] == [
         "--speedup",
         "--drones",
+        "--demand",
     ]
+    proc = await murmur("up", "--demand", "10", "--until-idle")
+    _, err = await finished(proc)
+    assert proc.returncode == 2
+    assert "--demand: requests never stop, so --until-idle would never end" in err
 
 
 def stages_of(lines: list[dict[str, Any]]) -> list[str]:
@@ -166,3 +171,18 @@ async def test_murmur_up_twice_on_one_broker_sees_only_its_own_deliveries(
         summary = json.loads(out)
         assert summary["deliveries"] == {"total": 2, "by_stage": {"Delivered": 2}}
         assert summary["latency_s"]["request_to_assigned"]["p50"] > 0
+
+
+async def test_murmur_up_with_demand_keeps_requesting_and_delivering_until_stopped(
+    broker: TestBroker,
+) -> None:
+    # 120 an hour at a speed-up of 200 is one request every 0.15 s of real time.
+    args = ("--drones", "3", "--demand", "120", "--speedup", "200", "--no-ui")
+    async with (
+        probing(broker.url, [f"{ROOT}/deliveries/+/status"]) as probe,
+        running_up(broker, *args),
+    ):
+        delivered = await probe.wait_for(
+            DeliveryStatusChanged, lambda s: s.stage == DeliveryStage.DELIVERED, count=3
+        )
+    assert len({s.delivery_id for s in delivered}) == 3
