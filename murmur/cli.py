@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from contracts import DEFAULT_ROOT
-from murmur.config import add_config_option, add_connection_options, broker_url, report
+from murmur.config import add_config_option, report
+from murmur.connection import add_connection_options, broker_url
 
 Command = Callable[[argparse.Namespace], int]
 INTERRUPTED = 130  # the shell's exit code for a process ended by Ctrl-C
@@ -67,7 +68,7 @@ def _fleet(
 
     from broker.url import BrokerUrl, BrokerUrlError  # noqa: PLC0415
     from drone_agent.main import ConfigError, fleet_config  # noqa: PLC0415 - lazy by design
-    from murmur.config import connection  # noqa: PLC0415
+    from murmur.connection import connection  # noqa: PLC0415
 
     problems = list(problems or [])
     config = None

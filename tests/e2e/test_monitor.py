@@ -19,6 +19,8 @@ from contracts.states import DeliveryStage
 from murmur.client import delivery_request
 from tests.brokers import TestBroker
 from tests.builders import a_drone_status, an_envelope
+from tests.e2e.test_cli import murmur
+from tests.e2e.test_cli_cloud import finished
 from tests.probe import probing, publish_events
 from tests.system import ROOT, Drone, near, running_system
 
@@ -63,7 +65,14 @@ async def test_one_frame_shows_every_drone_and_delivery_with_its_stage(
                 DeliveryStatusChanged, delivered(request.delivery_id), timeout=WAIT_S
             )
         view = await watch(broker.url, once=True, console=console, batch=Batch(len(requests)))
+        command = await murmur("monitor", "--broker", broker.url, "--once")
+        printed, err = await finished(command, timeout=30)
+        assert command.returncode == 0, err
 
+    for drone_id in drones:  # the command prints the same frame
+        assert "online" in row_of(printed, drone_id)
+    for request in requests:
+        assert "Delivered" in row_of(printed, request.delivery_id)
     text = console.export_text()
     for drone_id in drones:
         assert "online" in row_of(text, drone_id)
