@@ -234,7 +234,7 @@ def _request(args: argparse.Namespace) -> int:
     from pydantic import ValidationError  # noqa: PLC0415
 
     from contracts.ids import PackageSize, parse_location  # noqa: PLC0415
-    from murmur.client import delivery_request  # noqa: PLC0415
+    from contracts.requests import delivery_request  # noqa: PLC0415
 
     problems: list[str] = []
     url = broker_url(args, problems)
@@ -292,18 +292,23 @@ async def _request_and_follow(args: argparse.Namespace, url: Any, request: Any) 
     return 1
 
 
-def _cancel(args: argparse.Namespace) -> int:
+def _check_delivery_id(delivery_id: str, problems: list[str]) -> None:
     from pydantic import TypeAdapter, ValidationError  # noqa: PLC0415
 
     from contracts.ids import TopicId  # noqa: PLC0415
+
+    try:
+        TypeAdapter(TopicId).validate_python(delivery_id)
+    except ValidationError:
+        problems.append(f"DELIVERY_ID: {delivery_id!r} is not a delivery id")
+
+
+def _cancel(args: argparse.Namespace) -> int:
     from murmur.client import connect  # noqa: PLC0415
 
     problems: list[str] = []
     url = broker_url(args, problems)
-    try:
-        TypeAdapter(TopicId).validate_python(args.delivery_id)
-    except ValidationError:
-        problems.append(f"DELIVERY_ID: {args.delivery_id!r} is not a delivery id")
+    _check_delivery_id(args.delivery_id, problems)
     if problems or url is None:
         return _problems("cancel", problems)
 
@@ -337,19 +342,14 @@ def _monitor(args: argparse.Namespace) -> int:
 
 
 def _trace(args: argparse.Namespace) -> int:
-    from pydantic import TypeAdapter, ValidationError  # noqa: PLC0415
     from rich.console import Console  # noqa: PLC0415
 
-    from contracts.ids import TopicId  # noqa: PLC0415
     from murmur.client import connect  # noqa: PLC0415
     from murmur.trace import causal_tree  # noqa: PLC0415
 
     problems: list[str] = []
     url = broker_url(args, problems)
-    try:
-        TypeAdapter(TopicId).validate_python(args.delivery_id)
-    except ValidationError:
-        problems.append(f"DELIVERY_ID: {args.delivery_id!r} is not a delivery id")
+    _check_delivery_id(args.delivery_id, problems)
     _positive(args, ["--timeout"], problems)
     if problems or url is None:
         return _problems("trace", problems)

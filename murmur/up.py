@@ -26,6 +26,7 @@ from cloud.scheduler.service import SchedulerSettings
 from cloud.services import SERVICE_NAMES, CloudSettings, Service, build_service
 from contracts.events import DeliveryRequested, DeliveryStatusChanged, DroneAssigned
 from contracts.ids import Location, PackageSize
+from contracts.requests import delivery_request
 from contracts.states import TERMINAL_STAGES, DeliveryStage
 from drone_agent.main import FleetConfig, build_agent, spread_homes
 from drone_agent.service import DroneAgent
@@ -35,7 +36,7 @@ from firmware_sim.energy import EnergyModel
 from firmware_sim.geo import random_within
 from firmware_sim.ground_crew import GroundCrew
 from firmware_sim.simulator import Simulator
-from murmur.client import Client, connect, delivery_request
+from murmur.client import Client, connect
 
 REAL_TELEMETRY_HZ = 2.0
 REAL_ANSWER_S = 2.0

@@ -29,11 +29,11 @@ from contracts.events import (
     DeliveryCancellationRequested,
     DeliveryRequested,
     DeliveryStatusChanged,
-    PackageInfo,
     Reason,
     Weight,
 )
 from contracts.ids import Latitude, Location, Longitude, PackageSize, TopicId
+from contracts.requests import delivery_request
 
 log = logging.getLogger(__name__)
 
@@ -102,20 +102,15 @@ class DeliveryBody(BaseModel):
 
     def to_event(self) -> DeliveryRequested:
         """The contract event; raises pydantic's ValidationError naming any bad field."""
-        delivery_id = self.delivery_id or f"del-{uuid.uuid4().hex[:16]}"
-        return DeliveryRequested(
-            delivery_id=delivery_id,
-            owner_id=self.owner_id,
+        return delivery_request(
             pickup=_location(self.pickup),
             dropoff=_location(self.dropoff),
+            weight_kg=self.weight_kg,
+            size=self.size,
             deadline=self.deadline,
-            # The package id convention of `murmur.client.delivery_request`.
-            package=PackageInfo(
-                package_id=f"pkg-{delivery_id}"[:64],
-                size=self.size,
-                weight_kg=self.weight_kg,
-                tag=self.tag,
-            ),
+            owner_id=self.owner_id,
+            tag=self.tag,
+            delivery_id=self.delivery_id,
         )
 
 

@@ -42,10 +42,10 @@ from contracts.events import (
     TelemetryReported,
 )
 from contracts.ids import Location
+from contracts.requests import delivery_request
 from contracts.states import DeliveryStage
 from firmware_sim.failures import Failure
 from firmware_sim.geo import haversine_m
-from murmur.client import delivery_request
 from tests.brokers import TestBroker
 from tests.probe import Probe, probing, publish_events
 from tests.system import ROOT, Drone, near, running_system, scheduler_settings

@@ -23,6 +23,7 @@ from contracts.ids import Location, PackageSize
 from contracts.states import DeliveryStage
 from tests.brokers import TestBroker
 from tests.builders import a_delivery_status, an_envelope
+from tests.e2e.test_choreography import FULL_JOURNEY
 from tests.probe import probing
 from tests.system import Drone, near, running_system
 
@@ -33,14 +34,6 @@ WAIT_S = 20
 # The gateway's bound on a PUBACK (3 s) and some slack: a 503 never takes longer.
 PUBLISH_BOUND_S = 5
 _S = DeliveryStage
-FULL_JOURNEY = [
-    _S.REQUESTED,
-    _S.SCHEDULED,
-    _S.HEADED_TO_PICKUP,
-    _S.PICKED_UP,
-    _S.HEADED_TO_DROPOFF,
-    _S.DELIVERED,
-]
 
 
 @dataclass

@@ -15,8 +15,8 @@ from cloud.monitor.view import Liveness
 from cloud.monitor.watch import SETTLE_MAX_S
 from contracts import Envelope, Event
 from contracts.events import DeliveryRequested, DeliveryStatusChanged, Link
+from contracts.requests import delivery_request
 from contracts.states import DeliveryStage
-from murmur.client import delivery_request
 from tests.brokers import TestBroker
 from tests.builders import a_drone_status, an_envelope
 from tests.e2e.test_cli import murmur

@@ -23,9 +23,9 @@ from contracts.events import (
     PackageReady,
 )
 from contracts.ids import PackageSize
+from contracts.requests import delivery_request
 from contracts.states import DeliveryStage
 from firmware_sim.clock import ManualClock
-from murmur.client import delivery_request
 from tests.system import near
 
 _S = DeliveryStage

@@ -15,7 +15,7 @@ from broker.store import open_database
 from contracts import Envelope, Event
 from contracts.events import DeliveryRequested
 from contracts.ids import Location
-from murmur.client import delivery_request
+from contracts.requests import delivery_request
 from murmur.logs import ContextFilter, configure, handler
 
 log = logging.getLogger("murmur.test")
