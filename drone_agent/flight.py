@@ -5,6 +5,7 @@ raises with its reason), not when the vehicle got there; progress is read from t
 stream. The simulator adapter and the MAVLink adapter both implement `FlightController`.
 """
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -52,6 +53,12 @@ class VehicleState:
 
 class FlightController(Protocol):
     """Commands a vehicle and reports its state."""
+
+    ready: asyncio.Event
+    """Set once `state()` describes the vehicle (a link may take a moment to tell)."""
+
+    async def run(self) -> None:
+        """Keep the link to the flight controller up, until cancelled."""
 
     async def arm(self) -> None:
         """Arm the motors on the ground."""

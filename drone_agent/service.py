@@ -100,7 +100,11 @@ class DroneAgent:
     async def run(self) -> None:
         """Run until cancelled: the bus, the reporting loop, and any job left unfinished."""
         async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.fc.run(), name=f"{self.settings.drone_id}.fc")
             tasks.create_task(self.bus.run(), name=f"{self.settings.drone_id}.bus")
+            # Nothing is reported, and no job flown, before the flight controller said where
+            # the vehicle is; offers meanwhile find it not ready (no link).
+            await self.fc.ready.wait()
             tasks.create_task(self._report_loop(), name=f"{self.settings.drone_id}.report")
             job = self.store.active_job()
             if job is not None:

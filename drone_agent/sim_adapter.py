@@ -34,6 +34,8 @@ class SimFlightController:
         self._snapshot = snapshot
         self._state = _normalise(vehicle)
         self._waiters: list[_Waiter] = []
+        self.ready = asyncio.Event()
+        self.ready.set()  # the vehicle is right here
 
     @classmethod
     def restore_or_create(
@@ -64,6 +66,10 @@ class SimFlightController:
             tmp = self._snapshot.with_suffix(".tmp")
             tmp.write_text(json.dumps(self.vehicle.to_dict()))
             tmp.replace(self._snapshot)
+
+    async def run(self) -> None:
+        """Nothing to keep up: the simulator ticks the vehicle. Returns when cancelled."""
+        await asyncio.Event().wait()
 
     def state(self) -> VehicleState:
         """The state as of the last tick."""
