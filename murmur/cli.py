@@ -81,6 +81,7 @@ def _fleet(
             max_payload_kg=args.max_payload_kg,
             telemetry_hz=args.telemetry_hz,
             drone_ids=drone_ids,
+            fc=getattr(args, "fc", "sim"),
         )
     except ConfigError as exc:
         problems.extend(exc.problems)
@@ -110,12 +111,30 @@ def _sim(args: argparse.Namespace) -> int:
 
     drones = args.drones or 0  # None: missing, which layering reported
     problems = [] if drones >= 1 else [f"--drones: at least 1, got {drones}"]
+    if args.mavlink and not 1 <= args.mavlink_port <= MAX_PORT - max(drones, 1):
+        problems.append(
+            f"--mavlink-port: 1..{MAX_PORT - max(drones, 1)} for {drones} drones, "
+            f"got {args.mavlink_port}"
+        )
     ids = [f"d-{i:03d}" for i in range(1, drones + 1)]
     config = _fleet(args, ids, problems)
     if config is None:
         return 2
     homes = spread_homes(config.home, len(ids), spread_km=args.spread_km, seed=args.seed)
-    _run_until_signalled(run_fleet(config, dict(zip(ids, homes, strict=True)), snapshot=False))
+    if args.mavlink:
+        print(
+            f"murmur sim: vehicle i's MAVLink endpoint on udp 127.0.0.1:{args.mavlink_port}+i "
+            f"(d-001 on {args.mavlink_port + 1})",
+            flush=True,
+        )
+    _run_until_signalled(
+        run_fleet(
+            config,
+            dict(zip(ids, homes, strict=True)),
+            snapshot=False,
+            mavlink_base_port=args.mavlink_port if args.mavlink else None,
+        )
+    )
     return 0
 
 
@@ -536,7 +555,12 @@ def _parser() -> argparse.ArgumentParser:
 
     agent = commands.add_parser("agent", help="run one drone agent")
     agent.add_argument("--drone-id", required=True, help="this drone's id (one topic level)")
-    agent.add_argument("--fc", choices=["sim"], default="sim", help="flight controller")
+    agent.add_argument(
+        "--fc",
+        default="sim",
+        help="flight controller: sim, or mavlink:CONNECTION with CONNECTION one of "
+        "udpin:HOST:PORT, udpout:HOST:PORT, tcp:HOST:PORT, serial:DEVICE[:BAUD]",
+    )
     _add_fleet_options(agent, state_dir="var/agent")
     add_config_option(agent, example="agent.toml", reports=True)  # last: relaxes required
     agent.set_defaults(run=_agent)
@@ -545,6 +569,15 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--drones", type=int, required=True, help="how many")
     sim.add_argument("--spread-km", type=float, default=3.0, help="homes scattered this far")
     sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument(
+        "--mavlink",
+        action="store_true",
+        help="agents fly their vehicles over MAVLink (UDP), through endpoints a ground "
+        "station can join too",
+    )
+    sim.add_argument(
+        "--mavlink-port", type=int, default=14580, help="vehicle i's endpoint is this port + i"
+    )
     _add_fleet_options(sim, state_dir="var/sim")
     add_config_option(sim, example="sim.toml", reports=True)
     sim.set_defaults(run=_sim)

@@ -28,7 +28,7 @@ from contracts.events import DeliveryRequested, DeliveryStatusChanged, DroneAssi
 from contracts.ids import Location, PackageSize
 from contracts.requests import delivery_request
 from contracts.states import TERMINAL_STAGES, DeliveryStage
-from drone_agent.main import FleetConfig, build_agent, spread_homes
+from drone_agent.main import FleetConfig, build_agent, simulated_fc, spread_homes
 from drone_agent.service import DroneAgent
 from drone_agent.sim_adapter import TickRouter
 from firmware_sim.clock import ScaledClock
@@ -274,7 +274,12 @@ def _fleet(
     ids = [f"d-{i:03d}" for i in range(1, config.drones + 1)]
     homes = spread_homes(config.home, len(ids), spread_km=config.spread_km, seed=config.seed)
     agents = [
-        build_agent(fleet, drone_id, home=home, clock=clock, router=router, snapshot=False)
+        build_agent(
+            fleet,
+            drone_id,
+            fc=simulated_fc(fleet, drone_id, home=home, clock=clock, router=router, snapshot=False),
+            clock=clock,
+        )
         for drone_id, home in zip(ids, homes, strict=True)
     ]
     return simulator, agents, homes

@@ -35,3 +35,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "mosquitto_broker" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.mosquitto)
+
+
+@pytest.fixture(params=["sim", "mavlink"])
+def flight_link(request: pytest.FixtureRequest) -> str:
+    """How each agent reaches its simulated vehicle: in process, or over MAVLink (UDP)."""
+    return str(request.param)

@@ -6,7 +6,7 @@ fast simulated clock, so a delivery of a few kilometres takes seconds.
 
 import asyncio
 from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,14 +16,16 @@ from broker.url import BrokerUrl
 from cloud.scheduler.service import SchedulerSettings
 from cloud.services import SERVICE_NAMES, CloudSettings, build_service
 from contracts.ids import Location
-from drone_agent.main import FleetConfig, build_agent
+from drone_agent.flight import FlightController
+from drone_agent.main import FleetConfig, build_agent, mavlink_fleet
 from drone_agent.service import DroneAgent
-from drone_agent.sim_adapter import TickRouter
+from drone_agent.sim_adapter import SimFlightController, TickRouter
 from firmware_sim.clock import ScaledClock
 from firmware_sim.failures import Failure, FailurePlan
 from firmware_sim.geo import from_enu
 from firmware_sim.ground_crew import GroundCrew
 from firmware_sim.simulator import Simulator
+from firmware_sim.vehicle import SimVehicle
 from murmur.up import scheduler_for, telemetry_hz_for
 
 ROOT = "murmur/v1"
@@ -95,11 +97,15 @@ async def running_system(
     *,
     services: tuple[str, ...] = SERVICE_NAMES,
     scheduler: SchedulerSettings | None = None,
+    link: str = "sim",
 ) -> AsyncIterator[System]:
-    """Services and drones, connected before the block; everything stops after it."""
+    """Services and drones, connected before the block; everything stops after it.
+
+    `link` is how each agent reaches its simulated vehicle: "sim" in process, "mavlink"
+    through the vehicle's MAVLink endpoint and the agent's MAVLink adapter.
+    """
     clock = ScaledClock(SPEEDUP)
     simulator = Simulator(clock)
-    router = TickRouter(simulator)
     simulator.on_tick(GroundCrew(clock))
     config = FleetConfig(
         broker=BrokerUrl.parse(url),
@@ -108,34 +114,53 @@ async def running_system(
         speedup=SPEEDUP,
         telemetry_hz=TELEMETRY_HZ,
     )
-    agents = {
-        drone_id: build_agent(
-            config,
-            drone_id,
+    async with AsyncExitStack() as stack:
+        fcs = await stack.enter_async_context(_flight_controllers(drones, clock, simulator, link))
+        agents = {
+            drone_id: build_agent(config, drone_id, fc=fc, clock=clock)
+            for drone_id, fc in fcs.items()
+        }
+        settings = CloudSettings(scheduler=scheduler or scheduler_settings())
+        system = System(url, clock, agents, tmp_path, settings)
+        background: list[asyncio.Task[None]] = [asyncio.create_task(simulator.run())]
+        background += [asyncio.create_task(_quiet(agent.run())) for agent in agents.values()]
+        for name in services:
+            system.start(name)
+        try:
+            async with asyncio.timeout(10):
+                for bus in [*system.buses.values(), *(a.bus for a in agents.values())]:
+                    await bus.connected.wait()
+                for agent in agents.values():
+                    await agent.fc.ready.wait()
+            yield system
+        finally:
+            await system.stop_all()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+
+
+@asynccontextmanager
+async def _flight_controllers(
+    drones: dict[str, Drone], clock: ScaledClock, simulator: Simulator, link: str
+) -> AsyncIterator[dict[str, FlightController]]:
+    vehicles = [
+        SimVehicle(
+            vehicle_id=drone_id,
             home=drone.home,
-            clock=clock,
-            router=router,
-            snapshot=False,
             failures=FailurePlan(drone.failures, seed=7) if drone.failures else None,
         )
         for drone_id, drone in drones.items()
-    }
-    settings = CloudSettings(scheduler=scheduler or scheduler_settings())
-    system = System(url, clock, agents, tmp_path, settings)
-    background: list[asyncio.Task[None]] = [asyncio.create_task(simulator.run())]
-    background += [asyncio.create_task(_quiet(agent.run())) for agent in agents.values()]
-    for name in services:
-        system.start(name)
-    try:
-        async with asyncio.timeout(10):
-            for bus in [*system.buses.values(), *(a.bus for a in agents.values())]:
-                await bus.connected.wait()
-        yield system
-    finally:
-        await system.stop_all()
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+    ]
+    if link == "mavlink":
+        async with mavlink_fleet(vehicles, clock, simulator, base_port=0, speedup=SPEEDUP) as fcs:
+            yield fcs
+        return
+    router = TickRouter(simulator)
+    adapters = {v.vehicle_id: SimFlightController(v, clock) for v in vehicles}
+    for adapter in adapters.values():
+        router.add(adapter)
+    yield dict(adapters)
 
 
 async def _quiet(main: Coroutine[Any, Any, None]) -> None:

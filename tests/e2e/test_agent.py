@@ -40,7 +40,7 @@ from contracts.events import (
     PackageState,
 )
 from contracts.ids import Location
-from drone_agent.main import FleetConfig, build_agent
+from drone_agent.main import FleetConfig, build_agent, simulated_fc
 from drone_agent.service import DroneAgent
 from drone_agent.sim_adapter import TickRouter
 from firmware_sim.clock import ScaledClock
@@ -112,11 +112,16 @@ async def fleet(
         drone_id: build_agent(
             config,
             drone_id,
-            home=HOME,
+            fc=simulated_fc(
+                config,
+                drone_id,
+                home=HOME,
+                clock=clock,
+                router=router,
+                snapshot=False,
+                failures=FailurePlan(failures, seed=7) if failures else None,
+            ),
             clock=clock,
-            router=router,
-            snapshot=False,
-            failures=FailurePlan(failures, seed=7) if failures else None,
         )
         for drone_id, failures in drones.items()
     }

@@ -126,12 +126,12 @@ def statuses(probe: Probe, delivery_id: str) -> list[DeliveryStatusChanged]:
 
 
 async def test_one_delivery_goes_through_every_stage_in_order(
-    broker: TestBroker, tmp_path: Path
+    broker: TestBroker, tmp_path: Path, flight_link: str
 ) -> None:
     request = a_request()
     async with (
         probing(broker.url, [f"{ROOT}/#"]) as probe,
-        running_system(broker.url, tmp_path, {"d-1": Drone()}) as system,
+        running_system(broker.url, tmp_path, {"d-1": Drone()}, link=flight_link) as system,
     ):
         await send(broker.url, request)
         delivered = await reached(probe, request.delivery_id, _S.DELIVERED)
@@ -154,13 +154,13 @@ async def test_one_delivery_goes_through_every_stage_in_order(
 
 
 async def test_a_package_rejected_after_assignment_cancels_the_job_and_sends_the_drone_home(
-    broker: TestBroker, tmp_path: Path
+    broker: TestBroker, tmp_path: Path, flight_link: str
 ) -> None:
     home = near(0, 0)
     request = a_request(pickup=near(2500, 0), tag="hazmat")
     async with (
         probing(broker.url, [f"{ROOT}/#"]) as probe,
-        running_system(broker.url, tmp_path, {"d-1": Drone(home)}) as system,
+        running_system(broker.url, tmp_path, {"d-1": Drone(home)}, link=flight_link) as system,
     ):
         await system.stop("package")  # its session keeps the request for it
         await send(broker.url, request)
@@ -181,12 +181,12 @@ async def test_a_package_rejected_after_assignment_cancels_the_job_and_sends_the
 
 
 async def test_a_delivery_waits_for_a_busy_drone_and_is_assigned_when_it_frees_up(
-    broker: TestBroker, tmp_path: Path
+    broker: TestBroker, tmp_path: Path, flight_link: str
 ) -> None:
     first, second = a_request(), a_request(pickup=near(-500, 200), dropoff=near(-900, 700))
     async with (
         probing(broker.url, [f"{ROOT}/#"]) as probe,
-        running_system(broker.url, tmp_path, {"d-1": Drone()}),
+        running_system(broker.url, tmp_path, {"d-1": Drone()}, link=flight_link),
     ):
         await send(broker.url, first, second)
         await reached(probe, first.delivery_id, _S.DELIVERED)
@@ -339,7 +339,7 @@ async def test_a_job_without_progress_times_out_and_the_delivery_is_rescheduled(
 
 
 async def test_a_drone_failing_before_pickup_is_replaced_and_the_delivery_still_arrives(
-    broker: TestBroker, tmp_path: Path
+    broker: TestBroker, tmp_path: Path, flight_link: str
 ) -> None:
     pickup = near(1500, 0)
     motor = Failure(component="motor", kind="off", at_s=20.0)
@@ -347,7 +347,7 @@ async def test_a_drone_failing_before_pickup_is_replaced_and_the_delivery_still_
     request = a_request(pickup=pickup, dropoff=near(1500, 800))
     async with (
         probing(broker.url, [f"{ROOT}/#"]) as probe,
-        running_system(broker.url, tmp_path, drones),
+        running_system(broker.url, tmp_path, drones, link=flight_link),
     ):
         await send(broker.url, request)
         delivered = await reached(probe, request.delivery_id, _S.DELIVERED)
@@ -371,13 +371,15 @@ async def test_a_drone_failing_before_pickup_is_replaced_and_the_delivery_still_
 
 
 async def test_a_drone_failing_after_pickup_fails_the_delivery_and_strands_the_package(
-    broker: TestBroker, tmp_path: Path
+    broker: TestBroker, tmp_path: Path, flight_link: str
 ) -> None:
     motor = Failure(component="motor", kind="off", at_s=200.0)  # armed seconds: past pickup
     request = a_request(pickup=near(300, 0), dropoff=near(2300, 0))
     async with (
         probing(broker.url, [f"{ROOT}/#"]) as probe,
-        running_system(broker.url, tmp_path, {"d-1": Drone(near(0, 0), [motor])}) as system,
+        running_system(
+            broker.url, tmp_path, {"d-1": Drone(near(0, 0), [motor])}, link=flight_link
+        ) as system,
     ):
         await send(broker.url, request)
         failed = await reached(probe, request.delivery_id, _S.FAILED)
@@ -398,13 +400,13 @@ async def test_a_drone_failing_after_pickup_fails_the_delivery_and_strands_the_p
 
 
 async def test_a_client_cancel_before_pickup_is_granted_and_the_drone_flies_home(
-    broker: TestBroker, tmp_path: Path
+    broker: TestBroker, tmp_path: Path, flight_link: str
 ) -> None:
     home = near(0, 0)
     request = a_request(pickup=near(2500, 0))
     async with (
         probing(broker.url, [f"{ROOT}/#"]) as probe,
-        running_system(broker.url, tmp_path, {"d-1": Drone(home)}) as system,
+        running_system(broker.url, tmp_path, {"d-1": Drone(home)}, link=flight_link) as system,
     ):
         await send(broker.url, request)
         await reached(probe, request.delivery_id, _S.HEADED_TO_PICKUP)
@@ -423,12 +425,12 @@ async def test_a_client_cancel_before_pickup_is_granted_and_the_drone_flies_home
 
 
 async def test_a_client_cancel_after_pickup_is_refused_with_a_reason_and_the_package_arrives(
-    broker: TestBroker, tmp_path: Path
+    broker: TestBroker, tmp_path: Path, flight_link: str
 ) -> None:
     request = a_request(pickup=near(200, 0), dropoff=near(2200, 0))
     async with (
         probing(broker.url, [f"{ROOT}/#"]) as probe,
-        running_system(broker.url, tmp_path, {"d-1": Drone()}),
+        running_system(broker.url, tmp_path, {"d-1": Drone()}, link=flight_link),
     ):
         await send(broker.url, request)
         picked = await reached(probe, request.delivery_id, _S.HEADED_TO_DROPOFF)
@@ -448,7 +450,7 @@ async def test_a_client_cancel_after_pickup_is_refused_with_a_reason_and_the_pac
 
 
 async def test_fifty_concurrent_deliveries_with_ten_drones_are_all_delivered_once(
-    broker: TestBroker, tmp_path: Path
+    broker: TestBroker, tmp_path: Path, flight_link: str
 ) -> None:
     drones = {f"d-{i:02d}": Drone(near(150 * (i % 4), 150 * (i // 4))) for i in range(10)}
     requests = [
@@ -461,7 +463,7 @@ async def test_fifty_concurrent_deliveries_with_ten_drones_are_all_delivered_onc
     ]
     async with (
         probing(broker.url, [f"{ROOT}/#"]) as probe,
-        running_system(broker.url, tmp_path, drones),
+        running_system(broker.url, tmp_path, drones, link=flight_link),
     ):
         await send(broker.url, *requests)
         await probe.wait_for(
