@@ -12,6 +12,7 @@ from typing import Any
 
 import aiomqtt
 
+from broker.bus import raise_if_cancelled
 from broker.url import BrokerUrl
 from contracts import DEFAULT_ROOT, DecodeError, Envelope, Event, decode
 from contracts.events import (
@@ -41,6 +42,9 @@ class Client:
         await self._mqtt.publish(
             data.resolved_topic(self.root), envelope.to_json(), qos=data.qos, retain=data.retained
         )
+        # A loop of requests (`murmur up --demand`) must stop when cancelled, even if this
+        # publish swallowed the cancellation.
+        raise_if_cancelled()
         return envelope
 
     async def request(self, request: DeliveryRequested) -> Envelope[Event]:

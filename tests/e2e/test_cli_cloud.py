@@ -27,21 +27,41 @@ async def finished(proc: asyncio.subprocess.Process, timeout: float = 60) -> tup
     return out.decode(), err.decode()
 
 
+async def _drain(stream: asyncio.StreamReader, into: bytearray) -> None:
+    while chunk := await stream.read(65536):
+        into += chunk
+
+
 @asynccontextmanager
 async def running_up(broker: TestBroker, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`murmur up` against the test broker until the block ends (then Ctrl-C)."""
+    """`murmur up` against the test broker until the block ends (then Ctrl-C).
+
+    Its output is read all along: once a pipe is full, its next print blocks its event loop,
+    and with it the handling of Ctrl-C.
+    """
     proc = await murmur("up", "--broker", broker.url, *args)
     assert proc.stdout is not None
+    assert proc.stderr is not None
+    err = bytearray()
+    drains = [asyncio.create_task(_drain(proc.stderr, err))]
     try:
         async with asyncio.timeout(30):
             ready = await proc.stdout.readline()
         assert ready.startswith(b"murmur up:"), ready
+        drains.append(asyncio.create_task(_drain(proc.stdout, bytearray())))
         yield proc
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGINT)
-        async with asyncio.timeout(20):
+        try:
+            async with asyncio.timeout(20):
+                await proc.wait()
+        except TimeoutError:
+            proc.kill()  # never leave it behind, holding the broker and the run
             await proc.wait()
+            pytest.fail(f"murmur up ignored Ctrl-C for 20 s; stderr ends: {err[-2000:].decode()}")
+        finally:
+            await asyncio.gather(*drains)
 
 
 async def test_murmur_up_until_idle_prints_one_summary_with_every_delivery_delivered() -> None:
@@ -183,6 +203,6 @@ async def test_murmur_up_with_demand_keeps_requesting_and_delivering_until_stopp
         running_up(broker, *args),
     ):
         delivered = await probe.wait_for(
-            DeliveryStatusChanged, lambda s: s.stage == DeliveryStage.DELIVERED, count=3
+            DeliveryStatusChanged, lambda s: s.stage == DeliveryStage.DELIVERED, count=3, timeout=60
         )
     assert len({s.delivery_id for s in delivered}) == 3
