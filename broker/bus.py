@@ -16,6 +16,7 @@ import base64
 import hashlib
 import logging
 import random
+import select
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 
 import aiomqtt
 import sqlite_utils
+from paho.mqtt.enums import MQTTErrorCode
 
 from broker import logcontext
 from broker.store import BusStore
@@ -41,6 +43,8 @@ Presence = Callable[[Link, int], Event]
 
 DEAD_LETTER_PAYLOAD_LIMIT = 16 * 1024
 _RELAY_BATCH = 64
+_CONSUME_BATCH = 64  # messages applied in one transaction, at most
+_READ_BURST = 256  # packets read from the socket per wake-up of the event loop, at most
 
 
 def raise_if_cancelled() -> None:
@@ -55,11 +59,55 @@ def raise_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
+def read_all_available(client: aiomqtt.Client) -> None:
+    """Make `client` read every packet that has arrived each time its socket is readable.
+
+    paho's `loop_read`, which aiomqtt calls when the socket is readable, reads one packet: a
+    client then takes in one message per turn of the event loop, however busy that turn is.
+    A component whose loop also runs timers, SQLite commits or a simulated fleet then falls
+    behind its telemetry alone, and every event queues behind it in the socket buffer.
+    Messages are read in the same order either way.
+    """
+    mqtt = client._client  # noqa: SLF001 - aiomqtt exposes no reading policy
+    read_one = mqtt.loop_read
+    # poll, not select: a process with hundreds of connections has descriptors past 1024.
+    poller = select.poll()
+    polled = -1
+
+    def readable() -> bool:
+        nonlocal polled
+        sock = mqtt.socket()
+        fd = sock.fileno() if sock is not None else -1
+        if fd < 0:
+            return False
+        if fd != polled:
+            if polled >= 0:
+                poller.unregister(polled)
+            poller.register(fd, select.POLLIN)
+            polled = fd
+        return bool(poller.poll(0))
+
+    def read_available(max_packets: int = 1) -> MQTTErrorCode:
+        rc = read_one(max_packets)
+        for _ in range(_READ_BURST):
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or not readable():
+                break
+            rc = read_one(max_packets)
+        return rc
+
+    mqtt.loop_read = read_available  # type: ignore[method-assign]
+
+
+def _raw(payload: Any) -> bytes:  # noqa: ANN401 - aiomqtt's payload type
+    return payload if isinstance(payload, bytes) else str(payload or "").encode()
+
+
 @dataclass
 class BusStats:
     """Counters for logs, the console and tests."""
 
     handled: int = 0
+    volatile: int = 0  # of `handled`, QoS 0 events (telemetry): no inbox row, no commit to wait
     duplicates: int = 0
     dead_letters: int = 0
     retries: int = 0
@@ -223,6 +271,9 @@ class Bus:
             finally:
                 self.connected.clear()
                 self._client_now = None
+            # A TaskGroup reports its children's errors rather than the cancellation that
+            # interrupted them: a cancelled bus must not take that for a lost connection.
+            raise_if_cancelled()
             ceiling = min(self._settings.reconnect_max_s, 0.05 * 2**self._failures)
             self._failures = min(self._failures + 1, 16)
             await asyncio.sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not crypto
@@ -239,6 +290,11 @@ class Bus:
                     tasks.create_task(self._consume(client), name=f"{self.component}.consume")
                     await self._subscribe_and_announce(client)
                     tasks.create_task(self._relay(client), name=f"{self.component}.relay")
+                    # Wait here, not in the TaskGroup's exit: Python 3.11's TaskGroup, when a
+                    # child fails while its exit waits, cancels this task and never takes that
+                    # cancellation back (`cancelling()` stays raised), and `raise_if_cancelled`
+                    # would then stop a bus that only lost its connection.
+                    await asyncio.Event().wait()
             except asyncio.CancelledError:
                 await self._say_goodbye(client)
                 raise
@@ -275,25 +331,92 @@ class Bus:
         client.pending_calls_threshold = _RELAY_BATCH + self._settings.max_inflight
         # aiomqtt acknowledges on receipt; we acknowledge after commit instead.
         client._client.manual_ack_set(True)  # noqa: SLF001, FBT003
+        read_all_available(client)
         return client
 
     async def _consume(self, client: aiomqtt.Client) -> None:
+        # aiomqtt offers no non-blocking read: what has already arrived is taken from its queue.
+        queue = client._queue  # noqa: SLF001
         async for message in client.messages:
-            payload = message.payload
-            raw = payload if isinstance(payload, bytes) else str(payload or "").encode()
-            await self.receive(str(message.topic), raw)
+            batch = [message]
+            while len(batch) < _CONSUME_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            await self._receive_all(client, batch)
+            raise_if_cancelled()
+
+    async def _receive_all(self, client: aiomqtt.Client, messages: list[aiomqtt.Message]) -> None:
+        """Apply what has arrived, acknowledging each message only after its commit.
+
+        Under load many messages are waiting: a prefix of them is applied in one transaction
+        (`_apply_together`: one commit, one disk sync, for all). The rest, from the first one
+        that needs more care (a dead letter, a handler that raised), go one by one.
+        """
+        received = [(str(m.topic), _raw(m.payload)) for m in messages]
+        done, failure = self._apply_together(received) if len(received) > 1 else (0, None)
+        for message in messages[:done]:
+            if message.qos > 0:
+                client._client.ack(message.mid, message.qos)  # noqa: SLF001
+        for i, message in enumerate(messages[done:]):
+            topic, payload = received[done + i]
+            if i == 0 and failure is not None:
+                # The handler failed once in the shared transaction: that was its first attempt.
+                await self._retry(topic, payload, failure)
+            else:
+                await self.receive(topic, payload)
             if message.qos > 0:
                 client._client.ack(message.mid, message.qos)  # noqa: SLF001
             raise_if_cancelled()
 
+    def _apply_together(self, received: list[tuple[str, bytes]]) -> tuple[int, Exception | None]:
+        """Apply a prefix of `received` in one transaction, each handler in its own savepoint.
+
+        Stops before the first message that cannot be decoded (a dead letter) or whose handler
+        raises (its savepoint is rolled back; the caller retries it). Returns how many were
+        applied and committed, and the handler's exception if one stopped the batch.
+        """
+        applied, failure = 0, None
+        counts = BusStats()
+        try:
+            with self.store.transaction():
+                for topic, payload in received:
+                    try:
+                        routed = self._routed(topic, payload, counts)
+                    except DecodeError:
+                        break
+                    if routed is not None:
+                        route, envelope = routed
+                        try:
+                            self._apply(route, envelope, counts)
+                        except Exception as exc:  # noqa: BLE001 - retried by the caller
+                            failure = exc
+                            break
+                    applied += 1
+        except Exception:  # noqa: BLE001 - the commit itself failed: nothing was applied
+            log.warning("%s: a batch of %d failed to commit", self.client_id, len(received))
+            return 0, None
+        for name in ("handled", "volatile", "duplicates", "ignored"):
+            setattr(self.stats, name, getattr(self.stats, name) + getattr(counts, name))
+        if counts.handled:
+            self._wake.set()
+        return applied, failure
+
     async def receive(self, topic: str, payload: bytes) -> None:
         """Decode, dedupe, handle with bounded retries, or dead-letter one message."""
-        if not any(filter_matches(r.topic_filter, topic) for r in self._routes.values()):
-            # amqtt replays retained messages of filters we never subscribed to.
-            self.stats.ignored += 1
-            return
+        await self._receive(topic, payload, first_attempt=1)
+
+    async def _retry(self, topic: str, payload: bytes, failure: Exception) -> None:
+        """A message whose first attempt failed: back off, then attempt it again."""
+        if self._settings.handler_attempts > 1:
+            self.stats.retries += 1
+            log.warning("%s: handling failed (%s), retrying", self.client_id, failure)
+            await asyncio.sleep(self._settings.retry_backoff_s * 2)
+        await self._receive(topic, payload, first_attempt=2, failure=failure)
+
+    async def _receive(
+        self, topic: str, payload: bytes, *, first_attempt: int, failure: Exception | None = None
+    ) -> None:
         try:
-            envelope = decode(topic, payload, root=self.root)
+            routed = self._routed(topic, payload, self.stats)
         except DecodeError as exc:
             self.dead_letter(
                 topic=topic,
@@ -304,46 +427,79 @@ class Bus:
                 event_type=exc.event_type,
             )
             return
-        route = self._routes.get(type(envelope.data))
-        if route is None:
-            self.stats.ignored += 1  # another type on a shared topic, e.g. cmd/reply
+        if routed is None:
             return
+        route, envelope = routed
         # The correlation id is the delivery id: records logged while handling carry it.
         with logcontext.delivery(envelope.correlationid):
-            await self._handle(route, envelope, topic, payload)
+            await self._handle(
+                route, envelope, topic, payload, first_attempt=first_attempt, failure=failure
+            )
+
+    def _routed(
+        self, topic: str, payload: bytes, counts: BusStats
+    ) -> tuple[_Route, Envelope[Any]] | None:
+        """The route and the decoded event of one message, or None if it is not for us.
+
+        Raises:
+            DecodeError: the payload is not a valid event for its topic.
+        """
+        if not any(filter_matches(r.topic_filter, topic) for r in self._routes.values()):
+            # amqtt replays retained messages of filters we never subscribed to.
+            counts.ignored += 1
+            return None
+        envelope = decode(topic, payload, root=self.root)
+        route = self._routes.get(type(envelope.data))
+        if route is None:
+            counts.ignored += 1  # another type on a shared topic, e.g. cmd/reply
+            return None
+        return route, envelope
+
+    def _apply(self, route: _Route, envelope: Envelope[Any], counts: BusStats) -> None:
+        """Claim and handle one event in a transaction (a savepoint inside a batch's)."""
+        with logcontext.delivery(envelope.correlationid), self.store.transaction():
+            # QoS 0 is never redelivered, so it needs no inbox row (and no fsync).
+            volatile = envelope.data.qos == 0
+            if not volatile and not self.store.claim(envelope.source, envelope.id):
+                counts.duplicates += 1
+                return
+            route.handler(envelope, Outbox(self, cause=envelope))
+            counts.handled += 1
+            counts.volatile += volatile
 
     async def _handle(
-        self, route: _Route, envelope: Envelope[Any], topic: str, payload: bytes
+        self,
+        route: _Route,
+        envelope: Envelope[Any],
+        topic: str,
+        payload: bytes,
+        *,
+        first_attempt: int = 1,
+        failure: Exception | None = None,
     ) -> None:
         """Apply one decoded event with bounded retries, or dead-letter it."""
         attempts = self._settings.handler_attempts
-        for attempt in range(1, attempts + 1):
+        for attempt in range(first_attempt, attempts + 1):
             try:
-                with self.store.transaction():
-                    # QoS 0 is never redelivered, so it needs no inbox row (and no fsync).
-                    volatile = envelope.data.qos == 0
-                    if not volatile and not self.store.claim(envelope.source, envelope.id):
-                        self.stats.duplicates += 1
-                        return
-                    route.handler(envelope, Outbox(self, cause=envelope))
+                self._apply(route, envelope, self.stats)
             except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then parked
+                failure = exc
                 if attempt == attempts:
-                    self.dead_letter(
-                        topic=topic,
-                        payload=payload,
-                        reason="handler_failed",
-                        detail=f"{type(exc).__name__}: {exc} (after {attempts} attempts)",
-                        event_id=envelope.id,
-                        event_type=envelope.type,
-                    )
-                    return
+                    break
                 self.stats.retries += 1
                 log.warning("%s: %s failed (%s), retrying", self.client_id, envelope.type, exc)
                 await asyncio.sleep(self._settings.retry_backoff_s * 2**attempt)
             else:
-                self.stats.handled += 1
                 self._wake.set()
                 return
+        self.dead_letter(
+            topic=topic,
+            payload=payload,
+            reason="handler_failed",
+            detail=f"{type(failure).__name__}: {failure} (after {attempts} attempts)",
+            event_id=envelope.id,
+            event_type=envelope.type,
+        )
 
     def dead_letter(
         self,
@@ -397,6 +553,7 @@ class Bus:
         await client.publish(
             data.resolved_topic(self.root), envelope.to_json(), qos=1, retain=data.retained
         )
+        raise_if_cancelled()  # aiomqtt's publish may have swallowed a cancellation (see above)
 
     async def _say_goodbye(self, client: aiomqtt.Client) -> None:
         """A clean disconnect fires no last will, so say offline ourselves."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import sqlite_utils
 
 INBOX_RETENTION_S = 7 * 24 * 3600
+_NORMAL = 1  # PRAGMA synchronous: in WAL mode, a commit that does not wait for the disk
 
 
 def open_database(path: Path | str) -> sqlite_utils.Database:
@@ -50,6 +51,7 @@ class BusStore:
     def __init__(self, db: sqlite_utils.Database, *, max_outbox: int = 10_000) -> None:
         self.db = db
         self.max_outbox = max_outbox
+        self._synchronous = int(db.execute("PRAGMA synchronous").fetchone()[0])
         db.executescript(
             """
             CREATE TABLE IF NOT EXISTS bus_inbox (
@@ -123,8 +125,19 @@ class BusStore:
         return [OutboxRow(s, t, bytes(p), q, bool(r)) for s, t, p, q, r in rows]
 
     def mark_sent(self, up_to_seq: int) -> None:
-        """Forget messages the broker acknowledged."""
-        self.db.execute("DELETE FROM bus_outbox WHERE seq <= ?", [up_to_seq])
+        """Forget messages the broker acknowledged.
+
+        This commit does not wait for the disk (the next synced commit carries it): losing it
+        to a power cut only republishes those messages, and every consumer dedupes them.
+        """
+        if self.db.conn.in_transaction or self._synchronous <= _NORMAL:
+            self.db.execute("DELETE FROM bus_outbox WHERE seq <= ?", [up_to_seq])
+            return
+        self.db.execute(f"PRAGMA synchronous={_NORMAL}")
+        try:
+            self.db.execute("DELETE FROM bus_outbox WHERE seq <= ?", [up_to_seq])
+        finally:
+            self.db.execute(f"PRAGMA synchronous={self._synchronous}")
 
     def outbox_size(self) -> int:
         """How many messages wait for the relay."""
