@@ -76,3 +76,28 @@ def candidates(
         if free(d) and declined.get(d.drone_id, -1) < d.state_seq and can_fly(d.state, trip, energy)
     ]
     return sorted(able, key=lambda d: (haversine_m(d.state.position, trip.pickup), d.drone_id))
+
+
+def best_candidate(
+    drones: Iterable[DroneView],
+    trip: Trip,
+    energy: EnergyModel,
+    *,
+    declined: dict[str, int],
+) -> DroneView | None:
+    """The first of `candidates`, estimating energy only for as many drones as it takes.
+
+    The energy estimate is the costly test: free drones are ranked first and checked nearest
+    first, so a fleet of hundreds costs one or a few estimates instead of one per free drone.
+    """
+    ranked = sorted(
+        (
+            d
+            for d in drones
+            if free(d)
+            and declined.get(d.drone_id, -1) < d.state_seq
+            and trip.payload_kg <= d.state.max_payload_kg
+        ),
+        key=lambda d: (haversine_m(d.state.position, trip.pickup), d.drone_id),
+    )
+    return next((d for d in ranked if can_fly(d.state, trip, energy)), None)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from broker.bus import Bus, Outbox, raise_if_cancelled
-from cloud.scheduler.fleet import DroneView, Trip, candidates, free
+from cloud.scheduler.fleet import DroneView, Trip, best_candidate, free
 from cloud.scheduler.store import OPEN_JOB_STATES, Booking, JobRow, Plan, SchedulerStore
 from contracts import Envelope
 from contracts.events import (
@@ -143,20 +143,25 @@ class SchedulerService:
         """Offer each waiting delivery to its best free drone, each drone at most once."""
         now = self._now()
         fleet = fleet if fleet is not None else self._fleet()
+        # Only free drones can be candidates: a backlog of waiting deliveries then costs a look
+        # at the few free drones each, not at the whole fleet each.
+        available = [drone for drone in fleet.values() if free(drone)]
         for booking in bookings:
             if booking.plan is not Plan.WAITING or booking.request is None:
                 continue
             if now > booking.deadline:
                 self._give_up(booking, out, cause=cause)
                 continue
+            if not available:
+                continue
             request = booking.request
             trip = Trip(request.pickup, request.dropoff, request.package.weight_kg)
-            found = candidates(fleet.values(), trip, self.energy, declined=booking.declined)
-            if not found:
+            drone = best_candidate(available, trip, self.energy, declined=booking.declined)
+            if drone is None:
                 continue
-            drone = found[0]
             self._offer(booking, drone.drone_id, out, cause=cause, now=now)
             fleet.pop(drone.drone_id)
+            available.remove(drone)
 
     def _place_waiting(self, out: Outbox) -> None:
         """Offer waiting deliveries, if any drone is free at all (the common case: none)."""

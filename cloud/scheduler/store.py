@@ -3,6 +3,7 @@
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 import sqlite_utils
@@ -63,6 +64,10 @@ class SchedulerStore:
 
     def __init__(self, db: sqlite_utils.Database) -> None:
         self._db = db
+        # Each drone's latest state as stored and as parsed: a placement reads the whole fleet,
+        # and parsing it again each time was most of the cost. Derived from the rows read, so a
+        # rolled-back write cannot leave it stale.
+        self._parsed: dict[str, tuple[str, DroneState]] = {}
         db.executescript(
             """
             CREATE TABLE IF NOT EXISTS sched_drones (
@@ -110,9 +115,16 @@ class SchedulerStore:
     def drones(self) -> list[tuple[DroneState, int, bool]]:
         """Every drone with a known state: (state, state_seq, online)."""
         rows = self._db.execute(
-            "SELECT state, state_seq, online FROM sched_drones WHERE state IS NOT NULL"
+            "SELECT drone_id, state, state_seq, online FROM sched_drones WHERE state IS NOT NULL"
         ).fetchall()
-        return [(DroneState.model_validate_json(s), seq, bool(on)) for s, seq, on in rows]
+        return [(self._state(drone_id, text), seq, bool(on)) for drone_id, text, seq, on in rows]
+
+    def _state(self, drone_id: str, text: str) -> DroneState:
+        known = self._parsed.get(drone_id)
+        if known is None or known[0] != text:
+            known = (text, DroneState.model_validate_json(text))
+            self._parsed[drone_id] = known
+        return known[1]
 
     def state_seq(self, drone_id: str) -> int:
         """How many states this drone has published so far."""
@@ -233,7 +245,7 @@ def _booking(row: tuple[Any, ...]) -> Booking:
     delivery_id, request, event_id, plan, deadline, job_id, picked_up, declined = row
     return Booking(
         delivery_id=delivery_id,
-        request=DeliveryRequested.model_validate_json(request) if request else None,
+        request=_request(request) if request else None,
         request_event_id=event_id,
         plan=Plan(plan),
         deadline=deadline,
@@ -241,6 +253,12 @@ def _booking(row: tuple[Any, ...]) -> Booking:
         picked_up=bool(picked_up),
         declined=json.loads(declined),
     )
+
+
+@lru_cache(maxsize=4096)
+def _request(text: str) -> DeliveryRequested:
+    """A stored request, parsed once: waiting deliveries are read again at every placement."""
+    return DeliveryRequested.model_validate_json(text)
 
 
 def _job(row: tuple[Any, ...]) -> JobRow:

@@ -1,8 +1,10 @@
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from cloud.scheduler.fleet import DroneView, Trip, can_fly, candidates, free
+from cloud.scheduler.fleet import DroneView, Trip, best_candidate, can_fly, candidates, free
 from contracts.events import Availability
 from firmware_sim.energy import EnergyModel
 from firmware_sim.geo import from_enu
@@ -142,3 +144,35 @@ def test_a_decline_by_one_drone_does_not_exclude_another() -> None:
 
 def test_a_drone_never_declined_is_a_candidate_from_its_first_state() -> None:
     assert _pick(a_view(drone_id="d-1", state_seq=0)) == ["d-1"]
+
+
+_a_drone = st.builds(
+    lambda i, east, north, energy_wh, payload, seq, free_: a_view(
+        drone_id=f"d-{i}",
+        position=from_enu(HOME, east, north),
+        energy_wh=energy_wh,
+        max_payload_kg=payload,
+        state_seq=seq,
+        has_open_job=not free_,
+    ),
+    st.integers(0, 30),
+    st.floats(-8_000, 8_000),
+    st.floats(-8_000, 8_000),
+    st.floats(0, 180),
+    st.sampled_from([1.0, 2.5]),
+    st.integers(1, 3),
+    st.booleans(),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(_a_drone, max_size=12, unique_by=lambda v: v.drone_id),
+    st.dictionaries(st.sampled_from([f"d-{i}" for i in range(31)]), st.integers(0, 3)),
+)
+def test_the_best_candidate_is_the_first_of_the_candidates(
+    views: list[DroneView], declined: dict[str, int]
+) -> None:
+    ranked = candidates(views, TRIP, ENERGY, declined=declined)
+
+    assert best_candidate(views, TRIP, ENERGY, declined=declined) == (ranked[0] if ranked else None)
