@@ -342,6 +342,7 @@ class DroneAgent:
         """Telemetry at the configured rate; drone events and state on change."""
         period = 1.0 / self.settings.telemetry_hz
         previous = self.fc.state()
+        due = self.clock.monotonic()
         while True:
             state = self.fc.state()
             self._telemetry_seq += 1
@@ -357,7 +358,11 @@ class DroneAgent:
                     self._emit_state(out)
             previous = state
             raise_if_cancelled()
-            await self.clock.sleep(period)
+            # A fixed rate, not a fixed pause: the time a report takes must not stretch the
+            # period (1,000 drones in one process reported at 0.94 Hz instead of 1 Hz). A loop
+            # that fell behind starts afresh rather than catching up in a burst.
+            due = max(due + period, self.clock.monotonic())
+            await self.clock.sleep(due - self.clock.monotonic())
 
     def _telemetry(self, state: VehicleState, job: JobRecord | None) -> TelemetryReported:
         return TelemetryReported(
