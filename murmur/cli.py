@@ -400,6 +400,24 @@ def _trace(args: argparse.Namespace) -> int:
     return _with_broker("trace", trace())
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from benchmarks.harness import MOSQUITTO, SECTIONS, Target, main  # noqa: PLC0415 - lazy
+
+    problems: list[str] = []
+    target: Target = MOSQUITTO if args.mosquitto else None
+    if args.broker:
+        target = broker_url(args, problems)
+    only = {s.strip() for s in args.only.split(",") if s.strip()} if args.only else None
+    problems.extend(
+        f"--only: {name!r} is not one of {', '.join(SECTIONS)}"
+        for name in sorted(only or set())
+        if name not in SECTIONS
+    )
+    if problems:
+        return _problems("bench", problems)
+    return _with_broker("bench", main(target, quick=args.quick, json_path=args.json, only=only))
+
+
 def _with_broker(command: str, main: Coroutine[Any, Any, int]) -> int:
     import aiomqtt  # noqa: PLC0415
 
@@ -672,6 +690,21 @@ def _add_operator_commands(commands: Any) -> None:  # noqa: ANN401 - argparse's 
     add_connection_options(monitor)
     add_config_option(monitor, example="monitor.toml")
     monitor.set_defaults(run=_monitor)
+
+    bench = commands.add_parser(
+        "bench", help="measure throughput, latency and fleet scale next to a raw paho baseline"
+    )
+    where = bench.add_mutually_exclusive_group()
+    where.add_argument("--broker", help="measure against this broker")
+    where.add_argument(
+        "--embedded", action="store_true", help="start the embedded amqtt broker (the default)"
+    )
+    where.add_argument("--mosquitto", action="store_true", help="start a private Mosquitto")
+    bench.add_argument("--quick", action="store_true", help="small counts: under a minute")
+    bench.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
+    bench.add_argument("--only", help="comma-separated sections: raw, choreography, fleet")
+    add_connection_options(bench)
+    bench.set_defaults(run=_bench)
 
     trace = commands.add_parser("trace", help="print one delivery's events as a causal tree")
     trace.add_argument("delivery_id", metavar="DELIVERY_ID")

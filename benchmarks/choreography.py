@@ -1,0 +1,1004 @@
+"""Choreography throughput and latency under load: the three services and a simulated fleet.
+
+Run through `murmur bench` (`benchmarks.harness`), which gives it the broker and the raw baseline.
+
+Everything is built as `murmur up` builds it (murmur/up.py): the Package, Drone Scheduler and
+Delivery services, each with its own broker connection and SQLite file, and N real drone
+agents flying simulated flight controllers on one simulated clock, with `murmur up`'s
+real-time budgets (`telemetry_hz_for`, `scheduler_for`). Requests come from `request_stream`.
+
+1. Throughput: a burst of K requests, all published at once. Deliveries per second to
+   `DroneAssigned` and to `Delivered` (K divided by the time from the first request to the
+   K-th event), and the events per second the three services handled and published over
+   those windows (`BusStats`), with `ratio_to_raw` against a raw paho QoS 1 baseline.
+   `events_per_s` is over the window to the K-th `DroneAssigned`, where the burst keeps the
+   services busy; the window to `Delivered` is mostly flight time.
+2. Latency under load: requests at a fixed offered rate (50/s), request -> `DroneAssigned`
+   p50/p99 as a client sees it, timed from each request's scheduled send time (no
+   coordinated omission); then the rate is stepped up until p99 passes 100 ms or
+   assignments fall behind.
+
+Where the services run (`placement`): "subprocess" (default) gives each service its own
+process, as in production, so the two cores are shared between the fleet process (agents,
+simulator, the benchmark's client) and the services; "inprocess" runs everything in one
+event loop, as `murmur up` does. Separate processes need one clock: each process builds a
+`ScaledClock` anchored on the same wall-clock instant (`anchored_clock`), so "now" agrees.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import json
+import math
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import aiomqtt
+
+from broker.bus import Bus, BusStats, read_all_available
+from broker.url import BrokerUrl
+from cloud.services import SERVICE_NAMES, CloudSettings, Service, build_service
+from contracts import Envelope, Event
+from contracts.ids import Location
+from drone_agent.main import FleetConfig, build_agent, simulated_fc, spread_homes
+from drone_agent.service import DroneAgent
+from drone_agent.sim_adapter import TickRouter
+from firmware_sim.clock import ScaledClock
+from firmware_sim.ground_crew import GroundCrew
+from firmware_sim.simulator import Simulator
+from murmur.up import UpConfig, request_stream, scheduler_for, telemetry_hz_for
+
+Placement = Literal["subprocess", "inprocess"]
+ROOT = "murmur/v1"
+SOURCE = "/clients/bench"
+P99_LIMIT_S = 0.100
+CONNECT_TIMEOUT_S = 60.0
+HOME = Location(latitude=47.3769, longitude=8.5417)
+_REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One run's sizes; `FULL` and `QUICK` are the two `measure` uses."""
+
+    # Throughput: a burst of `burst` requests on a fleet of `drones`.
+    drones: int
+    burst: int
+    # Latency: `rate` requests per second for `seconds`, on `latency_drones`.
+    latency_drones: int
+    rate: float
+    seconds: float
+    # The search for the highest sustainable rate: these rates, `step_seconds` each.
+    step_rates: tuple[float, ...]
+    step_seconds: float
+    speedup: float = 200.0
+    spread_km: float = 1.0  # the burst's area (radius around the home)
+    # The latency runs' area: short trips, so that fewer drones keep enough of them free.
+    latency_spread_km: float = 0.3
+    sim_tick_s: float = 1.0  # simulated seconds per physics step (murmur up: 0.5)
+    # Processes the fleet is split over, like as many `murmur sim` (0: the benchmark's own).
+    fleet_processes: int = 2
+    grace_s: float = 3.0  # how long after the last request its assignment may still come
+    delivered_timeout_s: float = 60.0
+
+
+# The burst is half the fleet: with as many requests as drones, the last few find only far
+# drones (or none able) and wait for one to come back, and the K-th assignment measures that.
+FULL = Settings(
+    drones=200,
+    burst=100,
+    latency_drones=150,
+    rate=50.0,
+    seconds=10.0,
+    step_rates=(75.0, 100.0, 150.0),
+    step_seconds=5.0,
+)
+QUICK = Settings(
+    drones=30,
+    burst=15,
+    latency_drones=50,
+    rate=50.0,
+    seconds=2.0,
+    step_rates=(),
+    step_seconds=2.0,
+    delivered_timeout_s=15.0,
+)
+
+
+# --- pure helpers --------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The nearest-rank `q` quantile (0 < q <= 1) of `values`, None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def latency_summary(spans: Sequence[float]) -> dict[str, float | int | None]:
+    """p50, p99 and max of latencies in seconds, as milliseconds."""
+
+    def ms(value: float | None) -> float | None:
+        return None if value is None else round(1000 * value, 2)
+
+    return {
+        "count": len(spans),
+        "p50_ms": ms(statistics.median(spans)) if spans else None,
+        "p99_ms": ms(percentile(spans, 0.99)),
+        "max_ms": ms(max(spans)) if spans else None,
+    }
+
+
+def stats_delta(before: dict[str, BusStats], after: dict[str, BusStats]) -> dict[str, int]:
+    """Events the services handled and published between two snapshots, summed over them."""
+    total = {"handled": 0, "published": 0, "volatile": 0, "duplicates": 0, "dead_letters": 0}
+    for name, end in after.items():
+        start = before.get(name, BusStats())
+        for key in total:
+            total[key] += getattr(end, key, 0) - getattr(start, key, 0)
+    return total
+
+
+def per_second(count: float, seconds: float | None) -> float | None:
+    """A rate, rounded; None when the window is empty or unknown."""
+    if seconds is None or seconds <= 0:
+        return None
+    return round(count / seconds, 1)
+
+
+def sustainable(offered: int, assigned: int, p99_s: float | None) -> bool:
+    """Every request assigned and the p99 within the limit."""
+    return offered > 0 and assigned == offered and p99_s is not None and p99_s <= P99_LIMIT_S
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores (Linux /proc/stat)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = sum(fields[3:5])  # idle and iowait
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this process and its reaped children (the service workers)."""
+    me, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+def anchored_clock(speedup: float, anchor: float) -> ScaledClock:
+    """A clock that reads the same simulated time in every process given the same `anchor`.
+
+    `anchor` is a wall-clock instant (time.time()); simulated time then runs `speedup` times
+    faster from it, whenever the clock is made.
+    """
+    elapsed = time.time() - anchor
+    start = datetime.fromtimestamp(anchor, UTC) + timedelta(seconds=elapsed * speedup)
+    return ScaledClock(speedup, start=start)
+
+
+# --- the services --------------------------------------------------------------------------
+
+
+class Services:
+    """The three services, wherever they run; `stats` reads their bus counters."""
+
+    # CPU seconds each service process had used at the last `stats` (subprocesses only).
+    cpu_s: dict[str, float]
+
+    async def stats(self) -> dict[str, BusStats]:
+        """Each service's counters now."""
+        raise NotImplementedError
+
+
+@dataclass
+class InProcessServices(Services):
+    """The services in the benchmark's own event loop, as `murmur up` runs them."""
+
+    services: list[Service]
+    cpu_s: dict[str, float] = field(default_factory=dict)
+
+    async def stats(self) -> dict[str, BusStats]:
+        """Each service's counters now."""
+        return {s.bus.component: dataclasses.replace(s.bus.stats) for s in self.services}
+
+
+@dataclass
+class SubprocessServices(Services):
+    """One process per service (`python -m benchmarks.choreography --worker NAME`)."""
+
+    processes: dict[str, asyncio.subprocess.Process]
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def stats(self) -> dict[str, BusStats]:
+        """Each service's counters now, asked over its stdin."""
+        async with self._lock:
+            for process in self.processes.values():
+                assert process.stdin is not None
+                process.stdin.write(b"stats\n")
+            result = {}
+            for name, process in self.processes.items():
+                line = await _read_json(process)
+                known = {f.name for f in dataclasses.fields(BusStats)}
+                result[name] = BusStats(**{k: v for k, v in line["stats"].items() if k in known})
+                self.cpu_s[name] = line["cpu_s"]
+            return result
+
+
+async def _read_json(process: asyncio.subprocess.Process) -> dict[str, Any]:
+    assert process.stdout is not None
+    line = await process.stdout.readline()
+    if not line:
+        msg = f"service worker {process.pid} exited"
+        raise RuntimeError(msg)
+    result: dict[str, Any] = json.loads(line)
+    return result
+
+
+@contextlib.asynccontextmanager
+async def _in_process(
+    url: BrokerUrl, state_dir: Path, clock: ScaledClock, run: str
+) -> AsyncIterator[Services]:
+    services = [
+        _build(name, url, state_dir, clock, run, speedup=clock.speedup) for name in SERVICE_NAMES
+    ]
+    tasks = [asyncio.create_task(s.run(), name=s.bus.component) for s in services]
+    try:
+        await _connected([s.bus for s in services])
+        yield InProcessServices(services)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def _subprocesses(
+    url: BrokerUrl, state_dir: Path, speedup: float, anchor: float, run: str
+) -> AsyncIterator[Services]:
+    processes: dict[str, asyncio.subprocess.Process] = {}
+    try:
+        for name in SERVICE_NAMES:
+            processes[name] = await _spawn(
+                "--worker",
+                name,
+                "--url",
+                _full_url(url),
+                "--state-dir",
+                str(state_dir),
+                "--speedup",
+                str(speedup),
+                "--anchor",
+                repr(anchor),
+                "--run",
+                run,
+            )
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            for process in processes.values():
+                await _read_json(process)  # {"ready": true} once connected
+        yield SubprocessServices(processes)
+    finally:
+        await _stop(processes)
+
+
+async def _spawn(*args: str) -> asyncio.subprocess.Process:
+    """This module as a worker process, talking JSON lines over stdin and stdout."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "benchmarks.choreography",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=_REPO,
+    )
+
+
+async def _stop(processes: dict[str, asyncio.subprocess.Process]) -> None:
+    """Close each worker's stdin (its signal to stop) and wait for it."""
+    for process in processes.values():
+        if process.stdin is not None:
+            process.stdin.close()
+    for process in processes.values():
+        try:
+            async with asyncio.timeout(10):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def _stdin() -> asyncio.StreamReader:
+    reader = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
+def _full_url(url: BrokerUrl) -> str:
+    user = f"{url.username}:{url.password or ''}@" if url.username else ""
+    return f"mqtt://{user}{url.host}:{url.port}"
+
+
+def _build(
+    name: str, url: BrokerUrl, state_dir: Path, clock: ScaledClock, run: str, *, speedup: float
+) -> Service:
+    return build_service(
+        name,
+        broker=url,
+        db_path=state_dir / f"{name}.db",
+        clock=clock,
+        settings=CloudSettings(scheduler=scheduler_for(speedup)),
+        client_id=f"murmur-{name}-{run}",
+    )
+
+
+async def _worker(args: argparse.Namespace) -> None:
+    """One service in its own process: reports ready, then its counters on each stdin line."""
+    clock = anchored_clock(args.speedup, args.anchor)
+    service = _build(
+        args.worker,
+        BrokerUrl.parse(args.url),
+        Path(args.state_dir),
+        clock,
+        args.run,
+        speedup=args.speedup,
+    )
+    task = asyncio.create_task(service.run())
+    reader = await _stdin()
+    try:
+        await _connected([service.bus])
+        _say({"ready": True})
+        while line := await reader.readline():
+            if line.strip() == b"stats":
+                stats = dataclasses.asdict(service.bus.stats)
+                _say({"stats": stats, "cpu_s": time.process_time()})
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def progress(message: str) -> None:
+    """A line on stderr: where a long run is."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _say(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+async def _connected(buses: Sequence[Bus]) -> None:
+    async with asyncio.timeout(CONNECT_TIMEOUT_S):
+        for bus in buses:
+            await bus.connected.wait()
+
+
+# --- the fleet -----------------------------------------------------------------------------
+
+
+@dataclass
+class Fleet:
+    """Agents flying simulated vehicles, as `murmur up` builds them."""
+
+    simulator: Simulator
+    agents: list[DroneAgent]
+    homes: list[Location]
+
+
+def _fleet(
+    url: BrokerUrl,
+    state_dir: Path,
+    clock: ScaledClock,
+    *,
+    drones: int,
+    spread_km: float,
+    tick_s: float,
+    shard: tuple[int, int] = (0, 1),
+) -> Fleet:
+    """All the drones, or those of shard i of n (the i-th of every n, as `shard` = (i, n))."""
+    simulator = Simulator(clock, tick_s=tick_s)
+    router = TickRouter(simulator)
+    simulator.on_tick(GroundCrew(clock))
+    config = FleetConfig(
+        broker=url,
+        home=HOME,
+        state_dir=state_dir / "drones",
+        speedup=clock.speedup,
+        telemetry_hz=telemetry_hz_for(clock.speedup),
+    )
+    ids = [f"d-{i:03d}" for i in range(1, drones + 1)]
+    homes = spread_homes(HOME, drones, spread_km=spread_km, seed=1)
+    index, count = shard
+    ids, homes = ids[index::count], homes[index::count]
+    agents = [
+        build_agent(
+            config,
+            drone_id,
+            fc=simulated_fc(
+                config, drone_id, home=home, clock=clock, router=router, snapshot=False
+            ),
+            clock=clock,
+        )
+        for drone_id, home in zip(ids, homes, strict=True)
+    ]
+    return Fleet(simulator, agents, homes)
+
+
+@contextlib.asynccontextmanager
+async def _local_fleet(
+    url: BrokerUrl,
+    state_dir: Path,
+    clock: ScaledClock,
+    *,
+    drones: int,
+    spread_km: float,
+    tick_s: float,
+    shard: tuple[int, int] = (0, 1),
+) -> AsyncIterator[Fleet]:
+    """A fleet running in this event loop, connected, until the block ends."""
+    fleet = _fleet(
+        url, state_dir, clock, drones=drones, spread_km=spread_km, tick_s=tick_s, shard=shard
+    )
+    tasks = [asyncio.create_task(fleet.simulator.run())]
+    tasks += [asyncio.create_task(a.run()) for a in fleet.agents]
+    try:
+        await _connected([a.bus for a in fleet.agents])
+        yield fleet
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # Flights are tasks of their agents, outside the agents' task groups.
+        flights = [t for t in asyncio.all_tasks() if t.get_name().endswith(".flight")]
+        for task in flights:
+            task.cancel()
+        await asyncio.gather(*flights, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def _fleet_processes(
+    url: BrokerUrl,
+    state_dir: Path,
+    speedup: float,
+    anchor: float,
+    *,
+    drones: int,
+    spread_km: float,
+    tick_s: float,
+    shards: int,
+) -> AsyncIterator[None]:
+    """The fleet split over `shards` processes, like as many `murmur sim`, on one clock."""
+    common = ["--url", _full_url(url), "--state-dir", str(state_dir), "--speedup", str(speedup)]
+    common += ["--anchor", repr(anchor), "--drones", str(drones), "--spread-km", str(spread_km)]
+    common += ["--tick-s", str(tick_s), "--shards", str(shards)]
+    processes = {}
+    try:
+        for i in range(shards):
+            processes[f"fleet-{i}"] = await _spawn("--fleet-shard", str(i), *common)
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            for process in processes.values():
+                await _read_json(process)  # {"ready": true} once every agent is connected
+        yield
+    finally:
+        await _stop(processes)
+
+
+async def _fleet_worker(args: argparse.Namespace) -> None:
+    """One shard of the fleet in its own process: reports ready, runs until stdin closes."""
+    clock = anchored_clock(args.speedup, args.anchor)
+    async with _local_fleet(
+        BrokerUrl.parse(args.url),
+        Path(args.state_dir),
+        clock,
+        drones=args.drones,
+        spread_km=args.spread_km,
+        tick_s=args.tick_s,
+        shard=(args.fleet_shard, args.shards),
+    ):
+        _say({"ready": True})
+        reader = await _stdin()
+        while await reader.readline():
+            pass
+
+
+# --- the client's view ---------------------------------------------------------------------
+
+
+@dataclass
+class Watch:
+    """When the benchmark's client saw each delivery assigned and delivered."""
+
+    assigned_at: dict[str, float] = field(default_factory=dict)
+    delivered_at: dict[str, float] = field(default_factory=dict)
+    telemetry_from: set[str] = field(default_factory=set)
+    # The hops between: when the offer and the drone's accept of each delivery were seen.
+    offered_at: dict[str, float] = field(default_factory=dict)
+    accepted_at: dict[str, float] = field(default_factory=dict)
+    trace: dict[str, dict[str, float]] | None = None  # BENCH_DEBUG: job traffic per delivery
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def see(self, topic: str, payload: bytes, now: float) -> None:
+        """Record one message (plain JSON: the instrument should cost little)."""
+        levels = topic.split("/")
+        if levels[-1] == "telemetry":
+            if levels[-2] not in self.telemetry_from:
+                self.telemetry_from.add(levels[-2])
+                self.changed.set()
+            return
+        if levels[-3:-2] == ["jobs"]:
+            self._job(levels[-1], payload, now)
+            return
+        delivery_id = levels[-2]
+        if levels[-1] == "assigned":
+            self.assigned_at.setdefault(delivery_id, now)
+        elif levels[-1] == "status" and b'"Delivered"' in payload:
+            stage = json.loads(payload)["data"]["stage"]
+            if stage == "Delivered":
+                self.delivered_at.setdefault(delivery_id, now)
+        self.changed.set()
+
+    def _job(self, kind: str, payload: bytes, now: float) -> None:
+        if self.trace is None and kind == "update" and b"job.accepted" not in payload:
+            return  # progress of a flight: not needed unless tracing
+        data = json.loads(payload)["data"]
+        delivery_id = data["delivery_id"]
+        if kind == "offer":
+            self.offered_at.setdefault(delivery_id, now)
+        elif b"job.accepted" in payload:
+            self.accepted_at.setdefault(delivery_id, now)
+        if self.trace is not None:
+            self.trace.setdefault(delivery_id, {}).setdefault(data.get("phase") or kind, now)
+
+    async def until(self, done: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait until `done()`; False on timeout."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while not done():
+                    self.changed.clear()
+                    await self.changed.wait()
+                return True
+        return done()
+
+
+@contextlib.asynccontextmanager
+async def _client(
+    url: BrokerUrl, run: str, watch: Watch, *, statuses: bool
+) -> AsyncIterator[aiomqtt.Client]:
+    """The benchmark's client: publishes the requests and watches what comes back.
+
+    It takes each message as paho reads it (its own `on_message`, skipping aiomqtt's queue),
+    timestamped then, and reads every packet that has arrived at each wake-up: in the busy
+    fleet process the instrument must not be what lags. (Through aiomqtt's queue, each
+    message cost a few turns of that loop and assignments were seen seconds late.)
+    """
+    client_id = f"bench-{run}-{uuid.uuid4().hex[:6]}"
+    async with url.client(client_id, clean_session=True, max_inflight_messages=1000) as client:
+        client.pending_calls_threshold = 100_000  # a burst is many publishes in flight on purpose
+        read_all_available(client)
+
+        def on_message(_client: Any, _userdata: Any, message: Any) -> None:  # noqa: ANN401
+            watch.see(message.topic, message.payload, time.monotonic())
+
+        client._client.on_message = on_message  # noqa: SLF001
+        # Statuses only when `Delivered` is waited for: each subscription to them brings every
+        # retained status on the broker (amqtt sends them all before its SUBACK).
+        relatives = ["deliveries/+/assigned", "drones/+/telemetry", "drones/+/jobs/+/offer"]
+        relatives += ["drones/+/jobs/+/update"]
+        relatives += ["deliveries/+/status"] if statuses else []
+        for relative in relatives:
+            await client.subscribe(f"{ROOT}/{relative}", qos=1, timeout=CONNECT_TIMEOUT_S)
+        if os.environ.get("BENCH_DEBUG"):
+            watch.trace = {}
+        yield client
+
+
+def _requests(homes: list[Location], run: str, *, spread_km: float) -> Iterator[tuple[str, bytes]]:
+    """(delivery id, wire bytes) of seeded, servable requests: built before they are timed."""
+    config = UpConfig(home=HOME, spread_km=spread_km, seed=1)
+    for request in request_stream(config, homes, run=run):
+        envelope = Envelope[Event].new(request, source=SOURCE, correlationid=request.delivery_id)
+        yield request.delivery_id, envelope.to_json()
+
+
+def _topic(delivery_id: str) -> str:
+    return f"{ROOT}/deliveries/{delivery_id}/requested"
+
+
+# --- one running system --------------------------------------------------------------------
+
+
+@dataclass
+class Rig:
+    """A running system: services, fleet, and the benchmark's client."""
+
+    client: aiomqtt.Client
+    services: Services
+    homes: list[Location]  # of every drone, wherever the fleet runs
+    watch: Watch
+    run: str
+    spread_km: float
+
+
+@contextlib.asynccontextmanager
+async def _rig(
+    url: BrokerUrl,
+    *,
+    drones: int,
+    speedup: float,
+    spread_km: float,
+    placement: Placement,
+    tick_s: float = 1.0,
+    fleet_processes: int = 0,
+    statuses: bool = False,
+) -> AsyncIterator[Rig]:
+    run = uuid.uuid4().hex[:8]
+    anchor = time.time()
+    clock = anchored_clock(speedup, anchor)
+    with tempfile.TemporaryDirectory(prefix="murmur-bench-chor-") as tmp:
+        state_dir = Path(tmp)
+        services_cm = (
+            _subprocesses(url, state_dir, speedup, anchor, run)
+            if placement == "subprocess"
+            else _in_process(url, state_dir, clock, run)
+        )
+        fleet_cm: contextlib.AbstractAsyncContextManager[Any] = (
+            _fleet_processes(
+                url,
+                state_dir,
+                speedup,
+                anchor,
+                drones=drones,
+                spread_km=spread_km,
+                tick_s=tick_s,
+                shards=fleet_processes,
+            )
+            if fleet_processes > 0
+            else _local_fleet(
+                url, state_dir, clock, drones=drones, spread_km=spread_km, tick_s=tick_s
+            )
+        )
+        watch = Watch()
+        async with (
+            services_cm as services,
+            _client(url, run, watch, statuses=statuses) as client,
+            fleet_cm,
+        ):
+            # Every drone reporting, then a few more periods so the scheduler has seen each
+            # drone's retained state and fresh telemetry.
+            if not await watch.until(
+                lambda: len(watch.telemetry_from) >= drones, CONNECT_TIMEOUT_S
+            ):
+                msg = f"only {len(watch.telemetry_from)} of {drones} drones report"
+                raise RuntimeError(msg)
+            await client.unsubscribe(f"{ROOT}/drones/+/telemetry")
+            await asyncio.sleep(3 / telemetry_hz_for(speedup) / speedup)
+            where = f"{fleet_processes} processes" if fleet_processes else "the benchmark process"
+            progress(f"{drones} drones ready in {where}, services {placement}")
+            homes = spread_homes(HOME, drones, spread_km=spread_km, seed=1)
+            yield Rig(client, services, homes, watch, run, spread_km)
+
+
+# --- 1. throughput -------------------------------------------------------------------------
+
+
+async def throughput(
+    url: BrokerUrl, settings: Settings, placement: Placement, raw: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A burst of K requests through the whole choreography."""
+    async with _rig(
+        url,
+        drones=settings.drones,
+        speedup=settings.speedup,
+        spread_km=settings.spread_km,
+        placement=placement,
+        tick_s=settings.sim_tick_s,
+        fleet_processes=settings.fleet_processes if placement == "subprocess" else 0,
+        statuses=True,
+    ) as rig:
+        watch = rig.watch
+        burst = list(
+            itertools.islice(_requests(rig.homes, rig.run, spread_km=rig.spread_km), settings.burst)
+        )
+        ids = [delivery_id for delivery_id, _ in burst]
+        before = await rig.services.stats()
+        cpu_before = dict(rig.services.cpu_s)
+        started = time.monotonic()
+        await asyncio.gather(
+            *(rig.client.publish(_topic(d), payload, qos=1) for d, payload in burst)
+        )
+        published_s = time.monotonic() - started
+
+        def all_in(seen: dict[str, float]) -> bool:
+            return all(d in seen for d in ids)
+
+        assigned_ok = await watch.until(lambda: all_in(watch.assigned_at), 30)
+        at_assigned = await rig.services.stats()
+        # Events are counted up to the snapshot: right after the K-th event, or at the timeout.
+        assigned_window = time.monotonic() - started
+        cpu_assigned = dict(rig.services.cpu_s)
+        assigned_s = _last(watch.assigned_at, ids, started)
+        delivered_ok = await watch.until(
+            lambda: all_in(watch.delivered_at), settings.delivered_timeout_s
+        )
+        at_delivered = await rig.services.stats()
+        delivered_window = time.monotonic() - started
+        delivered_s = _last(watch.delivered_at, ids, started)
+
+    progress(f"burst of {settings.burst}: assigned in {assigned_s}, delivered in {delivered_s}")
+    to_assigned = stats_delta(before, at_assigned)
+    cpu_s = sum(cpu_assigned.values()) - sum(cpu_before.values()) if cpu_before else None
+    to_delivered = stats_delta(before, at_delivered)
+    events_assigned = to_assigned["handled"] + to_assigned["published"]
+    events_delivered = to_delivered["handled"] + to_delivered["published"]
+    events_per_s = per_second(events_assigned, assigned_window)
+    raw_msg_s = raw.get("throughput_msg_s") if raw else None
+    return {
+        "placement": placement,
+        "fleet_processes": settings.fleet_processes if placement == "subprocess" else 0,
+        "drones": settings.drones,
+        "deliveries": settings.burst,
+        "speedup": settings.speedup,
+        "spread_km": settings.spread_km,
+        "burst_published_s": round(published_s, 3),
+        "assigned": sum(d in watch.assigned_at for d in ids),
+        "delivered": sum(d in watch.delivered_at for d in ids),
+        "all_assigned": assigned_ok,
+        "all_delivered": delivered_ok,
+        "to_assigned_s": _round(assigned_s),
+        # When half and nine in ten of the burst were assigned: a straggler shows as a gap.
+        "to_assigned_p50_s": _round(_nth(watch.assigned_at, ids, started, 0.5)),
+        "to_assigned_p90_s": _round(_nth(watch.assigned_at, ids, started, 0.9)),
+        "to_delivered_s": _round(delivered_s),
+        "assigned_per_s": per_second(settings.burst, assigned_s) if assigned_ok else None,
+        "delivered_per_s": per_second(settings.burst, delivered_s) if delivered_ok else None,
+        "window_to_assigned": {
+            **to_assigned,
+            "events_per_s": events_per_s,
+            "window_s": _round(assigned_window),
+            # CPU the three service processes spent per event: unlike a rate, it holds still
+            # when something else shares the machine (subprocess placement only).
+            "services_cpu_s": _round(cpu_s),
+            "services_cpu_us_per_event": round(1e6 * cpu_s / events_assigned, 1)
+            if cpu_s is not None and events_assigned
+            else None,
+        },
+        "window_to_delivered": {
+            **to_delivered,
+            "events_per_s": per_second(events_delivered, delivered_window),
+            "window_s": _round(delivered_window),
+        },
+        "events_per_s": events_per_s,
+        "choreography_events_per_s": per_second(
+            events_assigned - to_assigned["volatile"], assigned_window
+        ),
+        "ratio_to_raw": round(events_per_s / raw_msg_s, 3) if events_per_s and raw_msg_s else None,
+    }
+
+
+def _hop(
+    start: dict[str, float], end: dict[str, float], only: dict[str, float] | None = None
+) -> dict[str, float | int | None]:
+    """Latency from `start` to `end` of the deliveries in both (and in `only`, if given)."""
+    keys = start.keys() if only is None else only.keys()
+    return latency_summary([end[k] - start[k] for k in keys if k in start and k in end])
+
+
+def _last(seen: dict[str, float], ids: list[str], started: float) -> float | None:
+    times = [seen[d] for d in ids if d in seen]
+    return max(times) - started if times else None
+
+
+def _nth(seen: dict[str, float], ids: list[str], started: float, q: float) -> float | None:
+    """When the `q` share of `ids` had been seen, from `started` (None if never)."""
+    times = sorted(seen[d] - started for d in ids if d in seen)
+    rank = math.ceil(q * len(ids))
+    return times[rank - 1] if 0 < rank <= len(times) else None
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+# --- 2. latency under load ---------------------------------------------------------------
+
+
+async def offered_load(
+    rig: Rig, requests: Iterator[tuple[str, bytes]], *, rate: float, seconds: float, grace_s: float
+) -> dict[str, Any]:
+    """Requests at `rate` per second for `seconds`; request -> DroneAssigned as seen."""
+    count = max(1, round(rate * seconds))
+    batch = list(itertools.islice(requests, count))
+    due: dict[str, float] = {}
+    pending: set[asyncio.Task[Any]] = set()
+    before = await rig.services.stats()
+    started = time.monotonic()
+    late = 0.0
+    for i, (delivery_id, payload) in enumerate(batch):
+        at = started + i / rate
+        wait = at - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        else:
+            late = max(late, -wait)
+        due[delivery_id] = at
+        task = asyncio.create_task(rig.client.publish(_topic(delivery_id), payload, qos=1))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    sent_s = time.monotonic() - started
+    await asyncio.gather(*pending)
+    watch = rig.watch
+    await watch.until(lambda: all(d in watch.assigned_at for d in due), grace_s)
+    window = time.monotonic() - started
+    after = await rig.services.stats()
+    spans = [watch.assigned_at[d] - at for d, at in due.items() if d in watch.assigned_at]
+    if os.environ.get("BENCH_DEBUG"):
+        progress(
+            f"latency by order: {[round(1000 * x) for x in spans[:: max(1, len(spans) // 30)]]}"
+        )
+        for d in list(due)[:: max(1, len(due) // 12)]:
+            marks = {
+                k: round(1000 * (v - due[d])) for k, v in (watch.trace or {}).get(d, {}).items()
+            }
+            marks["assigned"] = round(1000 * (watch.assigned_at.get(d, math.nan) - due[d]))
+            progress(f"  {d}: {marks}")
+    summary = latency_summary(spans)
+    hops = {
+        # The services' part (scheduler), the drone's part (fleet), the services' part again.
+        "request_to_offer": _hop(due, watch.offered_at),
+        "offer_to_accept": _hop(watch.offered_at, watch.accepted_at, due),
+        "accept_to_assigned": _hop(watch.accepted_at, watch.assigned_at, due),
+    }
+    delta = stats_delta(before, after)
+    p99 = percentile(spans, 0.99)
+    progress(f"{rate}/s: {len(spans)}/{count} assigned, {summary}")
+    return {
+        "rate_per_s": rate,
+        "offered": count,
+        "assigned": len(spans),
+        "send_s": round(sent_s, 3),
+        "sender_late_ms": round(1000 * late, 1),
+        "request_to_assigned": summary,
+        "hops": hops,
+        "events_per_s": per_second(delta["handled"] + delta["published"], window),
+        "sustainable": sustainable(count, len(spans), p99),
+    }
+
+
+async def latency(url: BrokerUrl, settings: Settings, placement: Placement) -> dict[str, Any]:
+    """p50/p99 at the fixed rate, then the rate stepped up until it is not sustained."""
+    async with _rig(
+        url,
+        drones=settings.latency_drones,
+        speedup=settings.speedup,
+        spread_km=settings.latency_spread_km,
+        placement=placement,
+        tick_s=settings.sim_tick_s,
+        fleet_processes=settings.fleet_processes if placement == "subprocess" else 0,
+    ) as rig:
+        requests = _requests(rig.homes, rig.run, spread_km=rig.spread_km)
+        fixed = await offered_load(
+            rig, requests, rate=settings.rate, seconds=settings.seconds, grace_s=settings.grace_s
+        )
+        steps = []
+        best = settings.rate if fixed["sustainable"] else None
+        for rate in settings.step_rates:
+            # Let the drones of the previous step come home first.
+            await asyncio.sleep(2.0)
+            step = await offered_load(
+                rig, requests, rate=rate, seconds=settings.step_seconds, grace_s=settings.grace_s
+            )
+            steps.append(step)
+            if not step["sustainable"]:
+                break
+            best = rate
+    return {
+        "placement": placement,
+        "fleet_processes": settings.fleet_processes if placement == "subprocess" else 0,
+        "drones": settings.latency_drones,
+        "speedup": settings.speedup,
+        "spread_km": settings.latency_spread_km,
+        "fixed_rate": fixed,
+        "steps": steps,
+        "highest_sustainable_rate_per_s": best,
+        "p99_limit_ms": 1000 * P99_LIMIT_S,
+    }
+
+
+# --- the API -------------------------------------------------------------------------------
+
+
+async def measure(
+    url: BrokerUrl,
+    *,
+    quick: bool,
+    raw: dict[str, Any] | None = None,
+    placement: Placement = "subprocess",
+) -> dict[str, Any]:
+    """Both sections on the broker at `url`; JSON-able. `quick` finishes in well under 30 s.
+
+    `raw` is the raw paho baseline of the same run (its `throughput_msg_s` is used).
+    """
+    settings = QUICK if quick else FULL
+    started = time.monotonic()
+    busy_before, total_before = machine_busy()
+    own_before = own_cpu_s()
+    result: dict[str, Any] = {
+        "quick": quick,
+        "throughput": await _guarded(throughput(url, settings, placement, raw)),
+        "latency": await _guarded(latency(url, settings, placement)),
+    }
+    busy_after, total_after = machine_busy()
+    elapsed = time.monotonic() - started
+    # What else ran on the machine meanwhile (another benchmark, a build) skews every figure.
+    # The broker, when started by the caller, counts as "other" here.
+    result["machine"] = {
+        "cores": os.cpu_count(),
+        "busy_pct_of_all_cores": round(
+            100 * (busy_after - busy_before) / max(1e-9, total_after - total_before), 1
+        ),
+        "own_cpu_pct_of_one_core": round(100 * (own_cpu_s() - own_before) / elapsed, 1),
+        "other_cpu_pct_of_one_core": round(
+            100 * ((busy_after - busy_before) - (own_cpu_s() - own_before)) / elapsed, 1
+        ),
+    }
+    result["elapsed_s"] = round(elapsed, 1)
+    return result
+
+
+async def _guarded(section: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """A section's figures, or the reason it has none: one failure spares the other section."""
+    try:
+        return await section
+    except (TimeoutError, RuntimeError, aiomqtt.MqttError, OSError) as exc:
+        progress(f"section failed: {type(exc).__name__}: {exc}")
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+# --- worker processes ----------------------------------------------------------------------
+
+
+def main() -> None:
+    """The benchmark's own child processes: a service worker or a fleet shard (see `measure`)."""
+    parser = argparse.ArgumentParser(description="Run through `murmur bench`, not by hand.")
+    parser.add_argument("--worker", choices=SERVICE_NAMES)
+    parser.add_argument("--url")
+    parser.add_argument("--state-dir")
+    parser.add_argument("--speedup", type=float)
+    parser.add_argument("--anchor", type=float)
+    parser.add_argument("--run")
+    parser.add_argument("--fleet-shard", type=int)
+    parser.add_argument("--shards", type=int)
+    parser.add_argument("--drones", type=int)
+    parser.add_argument("--spread-km", type=float)
+    parser.add_argument("--tick-s", type=float)
+    args = parser.parse_args()
+    if args.worker:
+        asyncio.run(_worker(args))
+    elif args.fleet_shard is not None:
+        asyncio.run(_fleet_worker(args))
+    else:
+        parser.error("nothing to do: run `murmur bench`")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,687 @@
+"""The largest fleet at 1 Hz telemetry whose p99 lag stays under 1 s, and what it costs.
+
+The ``fleet`` section of `murmur bench`. Every part runs as it would in production, each in its
+own process on this machine:
+
+- the broker: the run's (`murmur bench --mosquitto` starts a private Mosquitto, `--embedded`
+  the amqtt broker in the process that runs the benchmark);
+- the fleet: `murmur sim --drones N`, N full agents, each with its own MQTT connection, last
+  will and SQLite file, parked (a fleet's usual state), telemetry at 1 Hz, QoS 0;
+- the Package and Scheduler services: `murmur service package|scheduler`;
+- the Delivery service: the real `DeliveryService` in its own process, wired as
+  `murmur service delivery` wires it, except that its `_on_telemetry` first records
+  lag = when the service handles the TelemetryReported - the envelope's `time`
+  (set by the agent just before it hands the message to its MQTT client; one machine, one clock).
+
+The services start once and stay up while N steps up (100, 200, 300, 600, 1000, ...); each step
+starts a fresh fleet, waits until every drone's retained status says online, lets it settle,
+then counts the telemetry *sent* during a window (20 s; 3 s on 50 drones with `--quick`) and
+handled by the Delivery service within a grace period after it. A step passes if every drone
+connected and stayed connected, the p99 lag is under 1 s, the drones really sent at 1 Hz (at
+least 0.95 Hz: a busy event loop delays reports) and at least 99 % of what they sent was
+handled. Stepping stops once a larger fleet cannot do better: connections failed, the p99
+reached 1 s, or half the messages are missing.
+
+CPU is per process over the window (% of one core); RSS is read at the window's end. RSS per
+drone is the fleet process's RSS above that of a one-drone fleet, divided by N - 1.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from array import array
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import psutil  # type: ignore[import-untyped]  # no stubs in the venv; amqtt brings psutil
+
+from broker.bus import Bus, Outbox
+from broker.store import open_database
+from broker.url import BrokerUrl
+from cloud.delivery.service import DeliveryService
+from cloud.services import service_presence
+from contracts import DecodeError, Envelope, decode
+from contracts.events import DroneStatus, Link, ServiceStatus
+from contracts.topics import to_filter
+from firmware_sim.clock import ScaledClock
+
+REPO = Path(__file__).resolve().parents[1]
+STEPS = (100, 200, 300, 600, 1000, 1500, 2000, 3000)
+QUICK_STEPS = (50,)
+P99_LIMIT_S = 1.0
+MIN_HANDLED = 0.99  # of the reports sent in the window (QoS 0 may drop)
+MIN_RATE_HZ = 0.95  # reports per drone per second actually sent, against the nominal 1 Hz
+QUIET_PCT = 25.0  # other processes' CPU (% of one core) below which the machine counts as quiet
+NOISY_PCT = 50.0  # ... above which, during a window, a step is tried again (with --wait-quiet)
+MAX_ATTEMPTS = 3
+SERVICES = ("package", "scheduler", "delivery")
+_MIB = 2**20
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long each phase of a step lasts."""
+
+    settle_s: float
+    window_s: float
+    grace_s: float
+    connect_base_s: float
+    connect_per_drone_s: float
+
+    def connect_timeout(self, drones: int) -> float:
+        """How long N drones get to come online before the step counts as failed."""
+        return self.connect_base_s + self.connect_per_drone_s * drones
+
+
+FULL = Timing(settle_s=3, window_s=20, grace_s=5, connect_base_s=20, connect_per_drone_s=0.05)
+QUICK = Timing(settle_s=0.5, window_s=3, grace_s=1, connect_base_s=10, connect_per_drone_s=0.05)
+
+
+# --- the instrumented Delivery service (runs in its own process) -------------------------------
+
+
+class LagRecorder:
+    """Lag of every telemetry report sent inside the window, and each drone's sequence span."""
+
+    def __init__(self) -> None:
+        self.window: tuple[float, float] | None = None
+        self.lags = array("d")
+        self.spans: dict[str, tuple[int, int]] = {}
+        self.heard = 0
+
+    def open(self, start: float, end: float) -> None:
+        """Count reports sent in [start, end) (wall-clock seconds); forget earlier ones."""
+        self.window = (start, end)
+        self.lags = array("d")
+        self.spans = {}
+
+    def record(self, event: Envelope[Any], handled: float) -> None:
+        """One TelemetryReported, handled at `handled`."""
+        self.heard += 1
+        sent = event.time.timestamp()
+        if self.window is None or not self.window[0] <= sent < self.window[1]:
+            return
+        self.lags.append(handled - sent)
+        if event.sequence is not None:
+            drone = event.data.drone_id
+            low, high = self.spans.get(drone, (event.sequence, event.sequence))
+            self.spans[drone] = (min(low, event.sequence), max(high, event.sequence))
+
+    def report(self) -> dict[str, Any]:
+        """What the window saw: counts and lag percentiles in ms."""
+        lags = sorted(self.lags)
+        return {
+            "received": len(lags),
+            # Reports the drones numbered inside the window, lost ones included.
+            "sent": sum(high - low + 1 for low, high in self.spans.values()),
+            "drones_heard": len(self.spans),
+            "heard_total": self.heard,
+            **{f"lag_{name}_ms": _ms(_percentile(lags, q)) for name, q in _QUANTILES},
+        }
+
+
+_QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0))
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile of sorted `values`."""
+    if not values:
+        return None
+    return values[max(0, math.ceil(q * len(values)) - 1)]
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(1000 * seconds, 1)
+
+
+class LagDeliveryService(DeliveryService):
+    """The real Delivery service; its telemetry handler records lag before doing its work."""
+
+    def __init__(self, bus: Bus, clock: ScaledClock, recorder: LagRecorder) -> None:
+        self.recorder = recorder
+        super().__init__(bus, clock)  # routes TelemetryReported to self._on_telemetry
+
+    def _on_telemetry(self, event: Envelope[Any], out: Outbox) -> None:
+        self.recorder.record(event, time.time())
+        super()._on_telemetry(event, out)
+
+
+async def _commands(recorder: LagRecorder) -> None:
+    """Obey the parent on stdin: `window START END`, `report`; return at end of input."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := await reader.readline():
+        command, *args = line.decode().split()
+        if command == "window":
+            recorder.open(float(args[0]), float(args[1]))
+        elif command == "report":
+            print(json.dumps(recorder.report()), flush=True)
+
+
+async def serve_delivery(broker: str, db: Path) -> None:
+    """`murmur service delivery`, with the lag-recording handler, until stdin closes or SIGTERM."""
+    # Wired as cloud.services.build_service wires the Delivery service.
+    bus = Bus(
+        component="delivery",
+        url=BrokerUrl.parse(broker),
+        db=open_database(db),
+        client_id="murmur-delivery",
+        source="/cloud/delivery",
+        presence=service_presence("delivery"),
+    )
+    recorder = LagRecorder()
+    service = LagDeliveryService(bus, ScaledClock(1.0), recorder)
+    main = asyncio.current_task()
+    assert main is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, main.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        async with asyncio.TaskGroup() as tasks:
+            serving = tasks.create_task(service.run(), name="delivery")
+            await _commands(recorder)
+            serving.cancel()
+
+
+# --- the parent: processes, presence, sampling --------------------------------------------------
+
+
+def _url_arg(url: BrokerUrl) -> str:
+    """`url` with its password, for a child's --broker (loopback, benchmark credentials)."""
+    auth = ""
+    if url.username:
+        password = f":{quote(url.password, safe='')}" if url.password else ""
+        auth = f"{quote(url.username, safe='')}{password}@"
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{'mqtts' if url.tls else 'mqtt'}://{auth}{host}:{url.port}"
+
+
+@dataclass
+class Child:
+    """One subprocess of the benchmark, with its psutil handle and log file."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    ps: psutil.Process
+    log: Path
+
+    def alive(self) -> bool:
+        return self.process.returncode is None
+
+    def log_tail(self, lines: int = 10) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    async def stop(self, grace_s: float) -> None:
+        """SIGTERM (agents and services say goodbye on the bus), SIGKILL after `grace_s`."""
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(grace_s):
+                await self.process.wait()
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            await self.process.wait()
+
+
+def _child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MURMUR_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+async def _spawn(name: str, args: Sequence[str], workdir: Path, *, piped: bool = False) -> Child:
+    log = workdir / f"{name}.log"
+    with log.open("ab") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *args,
+            cwd=REPO,
+            env=_child_env(),
+            stdin=asyncio.subprocess.PIPE if piped else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE if piped else asyncio.subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    return Child(name, process, psutil.Process(process.pid), log)
+
+
+class Presence:
+    """Who is online, from the retained status topics; only births after `since` count."""
+
+    def __init__(self) -> None:
+        self.drones: dict[str, tuple[Link, float]] = {}
+        self.services: dict[str, tuple[Link, float]] = {}
+        self.changed = asyncio.Event()
+
+    def drones_online(self, since: float) -> int:
+        return sum(link is Link.ONLINE and t >= since for link, t in self.drones.values())
+
+    def services_online(self, since: float) -> int:
+        return sum(link is Link.ONLINE and t >= since for link, t in self.services.values())
+
+    async def run(self, url: BrokerUrl) -> None:
+        client = url.client(f"bench-fleet-scale-{os.getpid()}", clean_session=True)
+        async with client:
+            await client.subscribe(to_filter(DroneStatus.topic), qos=1)
+            await client.subscribe(to_filter(ServiceStatus.topic), qos=1)
+            async for message in client.messages:
+                payload = message.payload
+                if not isinstance(payload, bytes):
+                    continue
+                try:
+                    envelope = decode(str(message.topic), payload)
+                except DecodeError:
+                    continue
+                data, sent = envelope.data, envelope.time.timestamp()
+                if isinstance(data, DroneStatus):
+                    self.drones[data.drone_id] = (data.link, sent)
+                elif isinstance(data, ServiceStatus):
+                    self.services[data.service] = (data.link, sent)
+                self.changed.set()
+
+    async def wait(self, done: Callable[[], bool], within_s: float) -> bool:
+        """Wait until `done()` (checked on every status change and each second)."""
+        deadline = time.monotonic() + within_s
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, 1.0)):
+                    await self.changed.wait()
+        return True
+
+
+def _cpu_s(process: psutil.Process | None) -> float | None:
+    if process is None:
+        return None
+    try:
+        times = process.cpu_times()
+    except psutil.Error:
+        return None
+    return float(times.user + times.system)
+
+
+def _rss_mib(process: psutil.Process | None) -> float | None:
+    if process is None:
+        return None
+    try:
+        rss: int = process.memory_info().rss
+    except psutil.Error:
+        return None
+    return round(rss / _MIB, 1)
+
+
+def _machine_busy_s() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine, all cores."""
+    times = psutil.cpu_times()
+    total = float(sum(times))
+    idle = float(times.idle + getattr(times, "iowait", 0.0))
+    return total - idle, total
+
+
+def broker_process(url: BrokerUrl) -> psutil.Process | None:
+    """The local process listening on the broker's port, if this user may see it."""
+    if url.host not in {"127.0.0.1", "localhost", "::1"}:
+        return None
+    with contextlib.suppress(psutil.Error):
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == url.port:
+                return psutil.Process(conn.pid) if conn.pid is not None else None
+    return None
+
+
+def _broker_description(broker: psutil.Process | None) -> dict[str, Any]:
+    """The broker's process, and a name for it (the only broker we embed is amqtt)."""
+    if broker is None:
+        return {"name": "unknown (not a local process)", "process": None}
+    embedded = broker.pid == os.getpid()
+    process: str = broker.name()
+    return {
+        "name": "amqtt (embedded)" if embedded else process,
+        "process": process,
+        "in_this_process": embedded,
+    }
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpus": psutil.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+async def _sleep_until(wall: float) -> None:
+    await asyncio.sleep(max(0.0, wall - time.time()))
+
+
+@dataclass
+class _Run:
+    """What the steps share: broker, services, presence, timing."""
+
+    url: BrokerUrl
+    workdir: Path
+    timing: Timing
+    presence: Presence
+    services: dict[str, Child]
+    broker: psutil.Process | None
+    base_rss_mib: float | None
+
+    @property
+    def delivery(self) -> Child:
+        return self.services["delivery"]
+
+    async def ask_delivery(self, line: str) -> dict[str, Any] | None:
+        process = self.delivery.process
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.write(f"{line}\n".encode())
+        await process.stdin.drain()
+        if line != "report":
+            return None
+        async with asyncio.timeout(30):
+            answer: dict[str, Any] = json.loads(await process.stdout.readline())
+        return answer
+
+    def fleet_args(self, drones: int, state_dir: Path) -> list[str]:
+        broker = _url_arg(self.url)
+        state = str(state_dir)
+        fleet = ["--drones", str(drones), "--broker", broker, "--state-dir", state, "--seed", "1"]
+        return ["-m", "murmur", "sim", *fleet]
+
+
+async def _start_services(url: BrokerUrl, workdir: Path) -> dict[str, Child]:
+    broker = _url_arg(url)
+    services = {}
+    for name in SERVICES:
+        db = str(workdir / "services" / f"{name}.db")
+        if name == "delivery":
+            args = ["-m", "benchmarks.fleet_scale", "--broker", broker, "--db", db]
+        else:
+            args = ["-m", "murmur", "service", name, "--broker", broker, "--db", db]
+        services[name] = await _spawn(name, args, workdir, piped=name == "delivery")
+    return services
+
+
+async def _base_rss(run: _Run) -> float | None:
+    """RSS of a one-drone fleet: the interpreter, the modules and the simulator loop."""
+    since = time.time()
+    fleet = await _spawn("fleet-1", run.fleet_args(1, run.workdir / "fleet-1"), run.workdir)
+    try:
+        if not await run.presence.wait(lambda: run.presence.drones_online(since) >= 1, 15):
+            return None
+        await asyncio.sleep(1.0)  # a few reports out
+        return _rss_mib(fleet.ps)
+    finally:
+        await fleet.stop(10)
+
+
+async def _step(run: _Run, drones: int) -> dict[str, Any]:
+    timing = run.timing
+    since = time.time()
+    state_dir = run.workdir / f"fleet-{drones}"
+    fleet = await _spawn(f"fleet-{drones}", run.fleet_args(drones, state_dir), run.workdir)
+    try:
+        await run.presence.wait(
+            lambda: run.presence.drones_online(since) >= drones or not fleet.alive(),
+            timing.connect_timeout(drones),
+        )
+        connected = run.presence.drones_online(since)
+        connect_s = time.time() - since
+        start = time.time() + timing.settle_s
+        end = start + timing.window_s
+        await run.ask_delivery(f"window {start!r} {end!r}")
+        procs = {"fleet": fleet.ps, **{n: c.ps for n, c in run.services.items()}}
+        procs_or_none: dict[str, psutil.Process | None] = {**procs, "broker": run.broker}
+        await _sleep_until(start)
+        cpu0 = {name: _cpu_s(p) for name, p in procs_or_none.items()}
+        busy0, total0 = _machine_busy_s()
+        wall0 = time.monotonic()
+        await _sleep_until(end)
+        cpu1 = {name: _cpu_s(p) for name, p in procs_or_none.items()}
+        busy1, total1 = _machine_busy_s()
+        # Longer than the window when this process's loop was busy (the embedded broker's).
+        sampled_s = time.monotonic() - wall0
+        rss = {name: _rss_mib(p) for name, p in procs_or_none.items()}
+        connected_at_end = run.presence.drones_online(since)
+        fleet_alive = fleet.alive()
+        await asyncio.sleep(timing.grace_s)
+        window = await run.ask_delivery("report")
+        assert window is not None
+    finally:
+        await fleet.stop(30 + drones / 50)
+    cpu: dict[str, float | None] = {}
+    for name in procs_or_none:
+        before, after = cpu0[name], cpu1[name]
+        cpu[name] = (
+            None
+            if before is None or after is None
+            else round(100 * (after - before) / sampled_s, 1)
+        )
+    # The whole machine in the same unit (all cores busy = 100 x cores), and what of it was not
+    # ours: other work on the machine during the window makes the step's figures pessimistic.
+    cores = psutil.cpu_count() or 1
+    whole = 100 * cores * (busy1 - busy0) / max(total1 - total0, 1e-9)
+    ours = sum(v for v in cpu.values() if v is not None)
+    cpu["machine"] = round(whole, 1)
+    cpu["others"] = round(max(0.0, whole - ours), 1)
+    expected = round(drones * timing.window_s)
+    per_drone = None
+    if run.base_rss_mib is not None and rss["fleet"] is not None and drones > 1:
+        per_drone = round((rss["fleet"] - run.base_rss_mib) / (drones - 1), 3)
+    result: dict[str, Any] = {
+        "drones": drones,
+        "connected": connected,
+        "connected_at_end": connected_at_end,
+        "connect_s": round(connect_s, 1),
+        "messages_expected": expected,
+        "messages_sent": window["sent"],
+        "messages_received": window["received"],
+        "rate_hz": round(window["sent"] / (drones * timing.window_s), 3),
+        "lag_p50_ms": window["lag_p50_ms"],
+        "lag_p90_ms": window["lag_p90_ms"],
+        "lag_p99_ms": window["lag_p99_ms"],
+        "lag_max_ms": window["lag_max_ms"],
+        "cpu_pct_of_one_core": cpu,
+        "rss_mib": rss,
+        "fleet_rss_mib_per_drone": per_drone,
+    }
+    failures, stop = _verdict(result, fleet_alive=fleet_alive)
+    if failures and not fleet_alive:
+        result["fleet_log_tail"] = fleet.log_tail()
+    result["ok"] = not failures
+    result["failures"] = failures
+    result["stop"] = stop
+    return result
+
+
+def _verdict(step: dict[str, Any], *, fleet_alive: bool) -> tuple[list[str], bool]:
+    """Why the step fails (nothing: it passes), and whether a larger fleet is worth trying."""
+    drones = step["drones"]
+    limits: list[str] = []  # a larger fleet will not do better
+    if not fleet_alive:
+        limits.append("the fleet process exited")
+    if step["connected"] < drones:
+        limits.append(f"only {step['connected']} of {drones} drones connected")
+    elif step["connected_at_end"] < drones:
+        limits.append(f"{drones - step['connected_at_end']} drones dropped their connection")
+    p99 = step["lag_p99_ms"]
+    if p99 is None or p99 >= 1000 * P99_LIMIT_S:
+        limits.append(f"p99 lag {p99} ms >= {1000 * P99_LIMIT_S:g} ms")
+    if step["messages_received"] < step["messages_expected"] / 2:
+        limits.append("less than half the expected messages arrived")
+    misses: list[str] = []
+    sent, received = step["messages_sent"], step["messages_received"]
+    if received < MIN_HANDLED * sent:
+        misses.append(f"handled {received} of {sent} messages sent (< {MIN_HANDLED:.0%})")
+    if step["rate_hz"] < MIN_RATE_HZ:
+        misses.append(f"the drones sent at {step['rate_hz']} Hz (< {MIN_RATE_HZ} Hz)")
+    return limits + misses, bool(limits)
+
+
+async def _wait_until_quiet(run: "_Run", max_wait_s: float) -> float | None:
+    """Wait (at most `max_wait_s`) until other processes leave the machine nearly idle.
+
+    Returns the last 2 s sample of other processes' CPU (% of one core), None if not waited.
+    """
+    if max_wait_s <= 0:
+        return None
+    ours = [c.ps for c in run.services.values()]
+    if run.broker is not None:
+        ours.append(run.broker)
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        mine0 = sum(filter(None, map(_cpu_s, ours)))
+        busy0, total0 = _machine_busy_s()
+        await asyncio.sleep(2.0)
+        mine1 = sum(filter(None, map(_cpu_s, ours)))
+        busy1, total1 = _machine_busy_s()
+        cores = psutil.cpu_count() or 1
+        whole = 100 * cores * (busy1 - busy0) / max(total1 - total0, 1e-9)
+        others = round(max(0.0, whole - 100 * (mine1 - mine0) / 2.0), 1)
+        if others < QUIET_PCT or time.monotonic() >= deadline:
+            return others
+
+
+async def _quiet_step(run: _Run, drones: int, wait_quiet_s: float) -> dict[str, Any]:
+    """One step; with `wait_quiet_s`, on a quiet machine, again if others got busy meanwhile.
+
+    Of the attempts (at most `MAX_ATTEMPTS`), the one that other processes disturbed least.
+    """
+    attempts: list[dict[str, Any]] = []
+    for _ in range(MAX_ATTEMPTS if wait_quiet_s > 0 else 1):
+        others = await _wait_until_quiet(run, wait_quiet_s)
+        step = await _step(run, drones)
+        step["others_cpu_pct_before"] = others
+        attempts.append(step)
+        if step["cpu_pct_of_one_core"]["others"] < NOISY_PCT:
+            break
+    best = min(attempts, key=lambda a: a["cpu_pct_of_one_core"]["others"])
+    best["attempts"] = len(attempts)
+    return best
+
+
+async def measure(
+    url: BrokerUrl,
+    *,
+    quick: bool,
+    drones: Sequence[int] | None = None,
+    window_s: float | None = None,
+    wait_quiet_s: float = 0.0,
+) -> dict[str, Any]:
+    """Step the fleet up on the broker at `url` until a step hits a limit; JSON-able figures.
+
+    `quick`: 50 drones, a 3 s window (seconds). `drones` and `window_s` override the
+    steps and the window; with `wait_quiet_s` each step first waits, that long at most, for
+    other processes to leave the machine nearly idle (`QUIET_PCT`), and is tried again (up to
+    `MAX_ATTEMPTS` in all) if they took more than `NOISY_PCT` of a core during its window.
+    """
+    timing = QUICK if quick else FULL
+    if window_s is not None:
+        timing = replace(timing, window_s=window_s)
+    sizes = list(drones or (QUICK_STEPS if quick else STEPS))
+    workdir = Path(tempfile.mkdtemp(prefix="murmur-fleet-scale-"))
+    presence = Presence()
+    started = time.monotonic()
+    broker = await asyncio.to_thread(broker_process, url)
+    result: dict[str, Any] = {
+        "benchmark": "fleet_scale",
+        "broker": _broker_description(broker),
+        "machine": machine(),
+        "quick": quick,
+        "settle_s": timing.settle_s,
+        "window_s": timing.window_s,
+        "grace_s": timing.grace_s,
+        "p99_limit_ms": 1000 * P99_LIMIT_S,
+        "min_handled": MIN_HANDLED,
+        "min_rate_hz": MIN_RATE_HZ,
+    }
+    services: dict[str, Child] = {}
+    watching = asyncio.create_task(presence.run(url), name="presence")
+    try:
+        since = time.time()
+        services = await _start_services(url, workdir)
+        up = await presence.wait(
+            lambda: (
+                presence.services_online(since) >= len(SERVICES)
+                or watching.done()
+                or not all(c.alive() for c in services.values())
+            ),
+            30,
+        )
+        if not up or watching.done():
+            tails = {n: c.log_tail() for n, c in services.items()}
+            msg = f"the services did not come online: {tails}"
+            raise RuntimeError(msg)
+        run = _Run(url, workdir, timing, presence, services, broker, None)
+        run.base_rss_mib = await _base_rss(run)
+        result["fleet_rss_mib_one_drone"] = run.base_rss_mib
+        steps: list[dict[str, Any]] = []
+        for size in sizes:
+            step = await _quiet_step(run, size, wait_quiet_s)
+            steps.append(step)
+            print(json.dumps({"step": step}), file=sys.stderr, flush=True)
+            if step.pop("stop"):
+                break
+        result["steps"] = steps
+        result["largest_ok"] = max((s["drones"] for s in steps if s["ok"]), default=None)
+        result["largest_p99_ok"] = max(
+            (s["drones"] for s in steps if (s["lag_p99_ms"] or math.inf) < 1000 * P99_LIMIT_S),
+            default=None,
+        )
+    finally:
+        for child in services.values():
+            await child.stop(15)
+        watching.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+    result["total_s"] = round(time.monotonic() - started, 1)
+    return result
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The instrumented Delivery service, a child process of `measure` (run `murmur bench`)."""
+    child = argparse.ArgumentParser(prog="python -m benchmarks.fleet_scale")
+    child.add_argument("--broker", required=True)
+    child.add_argument("--db", type=Path, required=True)
+    args = child.parse_args(argv)
+    args.db.parent.mkdir(parents=True, exist_ok=True)
+    asyncio.run(serve_delivery(args.broker, args.db))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

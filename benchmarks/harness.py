@@ -1,0 +1,347 @@
+"""`murmur bench`: every benchmark section against one broker in one run, raw baseline first.
+
+Sections run one after the other against the same broker, so their figures share a machine, a
+broker and a moment:
+
+* ``raw`` — `benchmarks.raw`: paho-mqtt alone, QoS 1 throughput and round trip, with the payload
+  size of our events. The baseline the others are held against.
+* ``choreography`` — `benchmarks.choreography`: our services end to end, a burst and a fixed
+  offered rate; it reports ``events_per_s`` and ``ratio_to_raw``.
+* ``fleet`` — `benchmarks.fleet_scale`: the drone side at scale, telemetry lag and memory.
+
+The broker: None starts the embedded amqtt broker in this process for the run (as `murmur up`
+does); ``"mosquitto"`` starts a private Mosquitto (loopback, password, persistence) in a
+temporary directory; a `BrokerUrl` uses a running broker as it is.
+"""
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import os
+import platform
+import secrets
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import aiomqtt
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks import choreography, fleet_scale, raw
+from broker.url import BrokerUrl
+
+__all__ = ["MEASURES", "MOSQUITTO", "SECTIONS", "Target", "main", "run", "table"]
+
+_log = logging.getLogger(__name__)
+
+MOSQUITTO: Final = "mosquitto"
+Target = BrokerUrl | Literal["mosquitto"] | None
+"""Where to run: a running broker, a private Mosquitto started for the run, or None (embedded)."""
+
+# Each section's `measure(url, *, quick, ...)`: a coroutine function is awaited on this loop, a
+# plain (blocking) one runs in a thread, since the embedded broker lives on this loop.
+MEASURES: dict[str, Callable[..., Any]] = {
+    "raw": raw.measure,
+    "choreography": choreography.measure,
+    "fleet": fleet_scale.measure,
+}
+SECTIONS = tuple(MEASURES)
+_SYS_VERSION_TOPIC = "$SYS/broker/version"
+_PROBE_TIMEOUT_S = 2.0
+_EMBEDDED_DRAIN_S = 0.2
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class _Broker:
+    url: BrokerUrl
+    kind: str
+    version: str | None
+
+
+async def run(
+    url: Target,
+    *,
+    quick: bool,
+    only: set[str] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run the sections in order against one broker.
+
+    Args:
+        url: The broker (see `Target`).
+        quick: Small counts, a smoke run of seconds; else the full run.
+        only: Run just these sections (names from `SECTIONS`); None runs all. Without ``raw``
+            the choreography section gets ``raw=None`` and has no baseline to compare with.
+        progress: Told, in words, when each section starts and ends.
+
+    Returns:
+        JSON-able results: ``machine`` (CPUs, Python, platform, broker kind and version),
+        ``started`` (ISO 8601, UTC), ``quick``, ``broker`` (the URL without its password),
+        ``sections`` (name to that section's figures; ``{"error": ...}`` for one that failed),
+        ``section_elapsed_s`` and ``elapsed_s``.
+
+    Raises:
+        ValueError: `only` names an unknown section.
+        broker.mosquitto.MosquittoError: ``"mosquitto"`` was asked for and cannot start.
+    """
+    unknown = sorted((only or set()) - set(SECTIONS))
+    if unknown:
+        msg = f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}"
+        raise ValueError(msg)
+    tell = progress or (lambda _: None)
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    sections: dict[str, dict[str, Any]] = {}
+    elapsed: dict[str, float] = {}
+    async with _broker(url) as broker:
+        for name in SECTIONS:
+            if only is not None and name not in only:
+                continue
+            tell(f"{name}: running against {broker.url}")
+            section_clock = time.perf_counter()
+            sections[name] = await _section(
+                name, broker.url, quick=quick, baseline=sections.get("raw")
+            )
+            elapsed[name] = round(time.perf_counter() - section_clock, 1)
+            tell(f"{name}: done in {elapsed[name]:g} s")
+    return {
+        "machine": _machine(broker),
+        "started": started.isoformat(timespec="seconds"),
+        "quick": quick,
+        "broker": str(broker.url),
+        "sections": sections,
+        "section_elapsed_s": elapsed,
+        "elapsed_s": round(time.perf_counter() - clock, 1),
+    }
+
+
+@contextlib.asynccontextmanager
+async def _broker(url: Target) -> AsyncIterator[_Broker]:
+    """The broker for the run, started here unless `url` is a running one."""
+    # Imported here: a run against a given URL needs neither broker in this process.
+    if url is None:
+        from broker.amqtt_server import EmbeddedBroker  # noqa: PLC0415
+
+        # Dev mode (no password file): any client with a username may connect, on loopback.
+        async with EmbeddedBroker() as embedded:
+            yield _Broker(
+                BrokerUrl(embedded.host, embedded.port),
+                "amqtt (embedded, in this process)",
+                version("amqtt"),
+            )
+            # Clients of the last section have just left; stopping amqtt before it has read
+            # their final PUBACKs makes it log warnings about unknown message ids. No amqtt
+            # API tells when it has caught up, so give it a moment.
+            await asyncio.sleep(_EMBEDDED_DRAIN_S)
+    elif isinstance(url, BrokerUrl):
+        yield _Broker(url, "given URL", await _sys_version(url))
+    else:
+        from broker.mosquitto import Mosquitto  # noqa: PLC0415
+
+        user, password = "bench", secrets.token_urlsafe(16)
+        with tempfile.TemporaryDirectory(prefix="murmur-bench-") as workdir:
+            async with Mosquitto(Path(workdir), users={user: password}) as mosquitto:
+                broker_url = BrokerUrl(mosquitto.host, mosquitto.port, user, password)
+                yield _Broker(
+                    broker_url, "mosquitto (private, this machine)", await _sys_version(broker_url)
+                )
+
+
+async def _sys_version(url: BrokerUrl) -> str | None:
+    """The broker's own version string, where it publishes one (Mosquitto does; amqtt not)."""
+    client = url.client(f"bench-probe-{secrets.token_hex(4)}", clean_session=True)
+    try:
+        async with client, asyncio.timeout(_PROBE_TIMEOUT_S):
+            await client.subscribe(_SYS_VERSION_TOPIC)
+            async for message in client.messages:
+                payload = message.payload
+                return payload.decode(errors="replace") if isinstance(payload, bytes) else None
+    except (TimeoutError, aiomqtt.MqttError):
+        return None
+    return None  # pragma: no cover - the message loop only ends by returning or timing out
+
+
+async def _section(
+    name: str, url: BrokerUrl, *, quick: bool, baseline: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One section's figures; a failure is recorded, so one broken section spares the others."""
+    measure = MEASURES[name]
+    options: dict[str, Any] = {"quick": quick}
+    if name == "choreography":
+        options["raw"] = baseline
+    try:
+        if inspect.iscoroutinefunction(measure):
+            result = await measure(url, **options)
+        else:
+            result = await asyncio.to_thread(measure, url, **options)
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded, and the run goes on
+        _log.exception("benchmark section %s failed", name)
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return dict(result)
+
+
+def _machine(broker: _Broker) -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "memory_gib": _memory_gib(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "broker_kind": broker.kind,
+        "broker_version": broker.version,
+    }
+
+
+def _cpu_model() -> str | None:
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return platform.processor() or None
+    for line in cpuinfo.splitlines():
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    return platform.processor() or None
+
+
+def _memory_gib() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return None  # not on every platform
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+Row = tuple[str, str, str]  # figure, value, versus the raw baseline
+
+
+def table(results: Mapping[str, Any]) -> Table:
+    """The key figures of every section in one table: section, figure, value, vs raw.
+
+    Args:
+        results: What `run` returned (or the same read back from its JSON).
+
+    Returns:
+        A rich table; print it with a `rich.console.Console`. Every figure is in the JSON.
+    """
+    machine = results.get("machine", {})
+    broker = " ".join(
+        part for part in (machine.get("broker_kind"), machine.get("broker_version")) if part
+    )
+    title = (
+        f"murmur bench ({'quick' if results.get('quick') else 'full'}) on {broker or 'a broker'}"
+        f", {machine.get('cpus', '?')} CPUs, Python {machine.get('python', '?')}"
+    )
+    out = Table(title=title, title_justify="left")
+    out.add_column("section", no_wrap=True)
+    out.add_column("figure")
+    out.add_column("value", justify="right", no_wrap=True)
+    out.add_column("vs raw", justify="right", no_wrap=True)
+    rows = {"raw": _raw_rows, "choreography": _choreography_rows, "fleet": _fleet_rows}
+    for name, section in results.get("sections", {}).items():
+        lines = [("error", str(section["error"]), "")] if "error" in section else []
+        for i, (figure, value, versus) in enumerate(lines or rows[name](section)):
+            out.add_row(name if i == 0 else "", figure, value, versus, end_section=False)
+        out.add_section()
+    elapsed = results.get("elapsed_s")
+    if elapsed is not None:
+        out.caption = f"{elapsed:g} s in all; every figure is in the JSON (--json FILE)"
+    return out
+
+
+def _raw_rows(section: Mapping[str, Any]) -> Iterator[Row]:
+    rtt = section["rtt_ms"]
+    yield "paho QoS 1 throughput", f"{_number(section['throughput_msg_s'])} msg/s", "1.00x"
+    yield "round trip p50 / p99", f"{_number(rtt['p50'])} / {_number(rtt['p99'])} ms", ""
+    yield "messages x payload", f"{section['messages']:,} x {section['payload_bytes']} B", ""
+
+
+def _choreography_rows(section: Mapping[str, Any]) -> Iterator[Row]:
+    burst, latency = section["throughput"], section["latency"]
+    head = f"burst of {burst['deliveries']}"
+    yield f"{head} -> DroneAssigned", f"{_number(burst['assigned_per_s'])} /s", ""
+    yield f"{head} -> Delivered", f"{_number(burst['delivered_per_s'])} /s", ""
+    ratio = burst.get("ratio_to_raw")
+    versus = f"{ratio:.2f}x" if isinstance(ratio, int | float) else ""
+    yield "events the services handled", f"{_number(burst['events_per_s'])} /s", versus
+    fixed = latency["fixed_rate"]
+    spans = fixed["request_to_assigned"]
+    yield (
+        f"request -> assigned p50 / p99 at {fixed['rate_per_s']:g}/s",
+        f"{_number(spans['p50_ms'])} / {_number(spans['p99_ms'])} ms",
+        "",
+    )
+    best = latency.get("highest_sustainable_rate_per_s")
+    yield f"highest rate, p99 < {_number(latency['p99_limit_ms'])} ms", f"{_number(best)} /s", ""
+
+
+def _fleet_rows(section: Mapping[str, Any]) -> Iterator[Row]:
+    for step in section["steps"]:
+        verdict = "" if step["ok"] else " (over)"
+        yield (
+            f"{step['drones']:,} drones at 1 Hz: lag p50 / p99{verdict}",
+            f"{_number(step['lag_p50_ms'])} / {_number(step['lag_p99_ms'])} ms",
+            "",
+        )
+    yield "largest fleet within limits", f"{_number(section['largest_ok'])} drones", ""
+    yield "memory per drone", f"{_number(section['steps'][-1]['fleet_rss_mib_per_drone'])} MiB", ""
+
+
+def _number(value: Any) -> str:  # noqa: ANN401 - any JSON figure
+    if value is None:
+        return "—"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if abs(value) >= 100:  # noqa: PLR2004 - past here decimals are noise
+            return f"{value:,.0f}"
+        return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
+    return str(value)
+
+
+# --- entry points --------------------------------------------------------------------------------
+
+
+async def main(url: Target, *, quick: bool, json_path: Path | None, only: set[str] | None) -> int:
+    """Run, print the table, write the JSON when asked.
+
+    Args:
+        url: The broker (see `Target`).
+        quick: Small counts (seconds) instead of the full run (minutes).
+        json_path: Where to write the results as JSON, or None.
+        only: Sections to run; None runs all.
+
+    Returns:
+        0; 1 if a section failed (its error is in the table and the JSON) or the broker could
+        not start; 2 for an unknown section.
+    """
+    from broker.mosquitto import MosquittoError  # noqa: PLC0415 - lazy like the brokers above
+
+    console = Console()
+    errors = Console(stderr=True)
+    try:
+        results = await run(
+            url, quick=quick, only=only, progress=lambda line: errors.print(line, style="dim")
+        )
+    except ValueError as exc:
+        errors.print(f"murmur bench: {exc}")
+        return 2
+    except MosquittoError as exc:
+        errors.print(f"murmur bench: {exc}")
+        return 1
+    console.print(table(results))
+    if json_path is not None:
+        text = json.dumps(results, indent=2) + "\n"
+        await asyncio.to_thread(json_path.write_text, text, encoding="utf-8")
+        console.print(f"results written to {json_path}")
+    return 1 if any("error" in section for section in results["sections"].values()) else 0
