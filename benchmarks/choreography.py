@@ -15,8 +15,8 @@ real-time budgets (`telemetry_hz_for`, `scheduler_for`). Requests come from `req
    services busy; the window to `Delivered` is mostly flight time.
 2. Latency under load: requests at a fixed offered rate (50/s), request -> `DroneAssigned`
    p50/p99 as a client sees it, timed from each request's scheduled send time (no
-   coordinated omission); then the rate is stepped up until p99 passes 100 ms or
-   assignments fall behind.
+   coordinated omission); then the highest sustained rate (every request assigned, p99 under
+   100 ms): stepped up from 50/s while it holds, or down from it until one does.
 
 Where the services run (`placement`): "subprocess" (default) gives each service its own
 process, as in production, so the two cores are shared between the fleet process (agents,
@@ -80,9 +80,11 @@ class Settings:
     latency_drones: int
     rate: float
     seconds: float
-    # The search for the highest sustainable rate: these rates, `step_seconds` each.
+    # The search for the highest sustainable rate, `step_seconds` each: `step_rates` above
+    # `rate` while they hold, or `lower_rates` below it until one holds.
     step_rates: tuple[float, ...]
     step_seconds: float
+    lower_rates: tuple[float, ...] = ()
     speedup: float = 200.0
     spread_km: float = 1.0  # the burst's area (radius around the home)
     # The latency runs' area: short trips, so that fewer drones keep enough of them free.
@@ -104,6 +106,7 @@ FULL = Settings(
     seconds=10.0,
     step_rates=(75.0, 100.0, 150.0),
     step_seconds=5.0,
+    lower_rates=(25.0, 10.0, 5.0),
 )
 QUICK = Settings(
     drones=30,
@@ -885,7 +888,7 @@ async def offered_load(
 
 
 async def latency(url: BrokerUrl, settings: Settings, placement: Placement) -> dict[str, Any]:
-    """p50/p99 at the fixed rate, then the rate stepped up until it is not sustained."""
+    """p50/p99 at the fixed rate, then the highest sustained rate near it (`Settings`)."""
     async with _rig(
         url,
         drones=settings.latency_drones,
@@ -900,17 +903,20 @@ async def latency(url: BrokerUrl, settings: Settings, placement: Placement) -> d
             rig, requests, rate=settings.rate, seconds=settings.seconds, grace_s=settings.grace_s
         )
         steps = []
-        best = settings.rate if fixed["sustainable"] else None
-        for rate in settings.step_rates:
+        # Up from the fixed rate while it holds, or down from it until one does.
+        upward = fixed["sustainable"]
+        best = settings.rate if upward else None
+        for rate in settings.step_rates if upward else settings.lower_rates:
             # Let the drones of the previous step come home first.
             await asyncio.sleep(2.0)
             step = await offered_load(
                 rig, requests, rate=rate, seconds=settings.step_seconds, grace_s=settings.grace_s
             )
             steps.append(step)
-            if not step["sustainable"]:
+            if step["sustainable"]:
+                best = rate
+            if step["sustainable"] != upward:
                 break
-            best = rate
     return {
         "placement": placement,
         "fleet_processes": settings.fleet_processes if placement == "subprocess" else 0,

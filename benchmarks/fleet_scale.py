@@ -352,16 +352,11 @@ def broker_process(url: BrokerUrl) -> psutil.Process | None:
 
 
 def _broker_description(broker: psutil.Process | None) -> dict[str, Any]:
-    """The broker's process, and a name for it (the only broker we embed is amqtt)."""
+    """The broker's process, and a name for it (the one broker in Python we run is amqtt)."""
     if broker is None:
         return {"name": "unknown (not a local process)", "process": None}
-    embedded = broker.pid == os.getpid()
     process: str = broker.name()
-    return {
-        "name": "amqtt (embedded)" if embedded else process,
-        "process": process,
-        "in_this_process": embedded,
-    }
+    return {"name": "amqtt" if process.startswith("python") else process, "process": process}
 
 
 def machine() -> dict[str, Any]:

@@ -9,8 +9,8 @@ broker and a moment:
   offered rate; it reports ``events_per_s`` and ``ratio_to_raw``.
 * ``fleet`` — `benchmarks.fleet_scale`: the drone side at scale, telemetry lag and memory.
 
-The broker: None starts the embedded amqtt broker in this process for the run (as `murmur up`
-does); ``"mosquitto"`` starts a private Mosquitto (loopback, password, persistence) in a
+The broker: None starts the embedded amqtt broker for the run, in its own process (`murmur
+broker`); ``"mosquitto"`` starts a private Mosquitto (loopback, password, persistence) in a
 temporary directory; a `BrokerUrl` uses a running broker as it is.
 """
 
@@ -22,6 +22,8 @@ import logging
 import os
 import platform
 import secrets
+import socket
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -47,7 +49,7 @@ Target = BrokerUrl | Literal["mosquitto"] | None
 """Where to run: a running broker, a private Mosquitto started for the run, or None (embedded)."""
 
 # Each section's `measure(url, *, quick, ...)`: a coroutine function is awaited on this loop, a
-# plain (blocking) one runs in a thread, since the embedded broker lives on this loop.
+# plain (blocking) one runs in a thread, so that this loop's own clients keep running.
 MEASURES: dict[str, Callable[..., Any]] = {
     "raw": raw.measure,
     "choreography": choreography.measure,
@@ -56,7 +58,7 @@ MEASURES: dict[str, Callable[..., Any]] = {
 SECTIONS = tuple(MEASURES)
 _SYS_VERSION_TOPIC = "$SYS/broker/version"
 _PROBE_TIMEOUT_S = 2.0
-_EMBEDDED_DRAIN_S = 0.2
+_BROKER_START_S = 15.0
 
 Progress = Callable[[str], None]
 
@@ -128,21 +130,11 @@ async def run(
 @contextlib.asynccontextmanager
 async def _broker(url: Target) -> AsyncIterator[_Broker]:
     """The broker for the run, started here unless `url` is a running one."""
-    # Imported here: a run against a given URL needs neither broker in this process.
     if url is None:
-        from broker.amqtt_server import EmbeddedBroker  # noqa: PLC0415
-
-        # Dev mode (no password file): any client with a username may connect, on loopback.
-        async with EmbeddedBroker() as embedded:
-            yield _Broker(
-                BrokerUrl(embedded.host, embedded.port),
-                "amqtt (embedded, in this process)",
-                version("amqtt"),
-            )
-            # Clients of the last section have just left; stopping amqtt before it has read
-            # their final PUBACKs makes it log warnings about unknown message ids. No amqtt
-            # API tells when it has caught up, so give it a moment.
-            await asyncio.sleep(_EMBEDDED_DRAIN_S)
+        # In its own process, as `murmur broker` runs it: in this one it would share an event
+        # loop with the benchmark's own clients and count their work as the broker's.
+        async with _embedded_broker() as embedded:
+            yield _Broker(embedded, "amqtt (embedded, `murmur broker`)", version("amqtt"))
     elif isinstance(url, BrokerUrl):
         yield _Broker(url, "given URL", await _sys_version(url))
     else:
@@ -155,6 +147,33 @@ async def _broker(url: Target) -> AsyncIterator[_Broker]:
                 yield _Broker(
                     broker_url, "mosquitto (private, this machine)", await _sys_version(broker_url)
                 )
+
+
+@contextlib.asynccontextmanager
+async def _embedded_broker() -> AsyncIterator[BrokerUrl]:
+    """`murmur broker` on a free loopback port, in dev mode (any client with a username)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "murmur", "broker", "--host", "127.0.0.1", "--port", str(port),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(_BROKER_START_S):
+            while True:  # until it listens (bounded by the timeout)
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                except OSError:
+                    await asyncio.sleep(0.05)
+                    continue
+                writer.close()
+                break
+        yield BrokerUrl("127.0.0.1", port)
+    finally:
+        process.terminate()
+        await process.wait()
 
 
 async def _sys_version(url: BrokerUrl) -> str | None:
@@ -268,16 +287,22 @@ def _raw_rows(section: Mapping[str, Any]) -> Iterator[Row]:
 
 def _choreography_rows(section: Mapping[str, Any]) -> Iterator[Row]:
     burst, latency = section["throughput"], section["latency"]
-    head = f"burst of {burst['deliveries']}"
-    yield f"{head} -> DroneAssigned", f"{_number(burst['assigned_per_s'])} /s", ""
-    yield f"{head} -> Delivered", f"{_number(burst['delivered_per_s'])} /s", ""
-    ratio = burst.get("ratio_to_raw")
-    versus = f"{ratio:.2f}x" if isinstance(ratio, int | float) else ""
-    yield "events the services handled", f"{_number(burst['events_per_s'])} /s", versus
+    if "error" in burst:
+        yield f"burst failed: {burst['error']}", "", ""
+    else:
+        head = f"burst of {burst['deliveries']}"
+        yield f"{head} -> DroneAssigned", f"{_number(burst['assigned_per_s'])} /s", ""
+        yield f"{head} -> Delivered", f"{_number(burst['delivered_per_s'])} /s", ""
+        ratio = burst.get("ratio_to_raw")
+        versus = f"{ratio:.2f}x" if isinstance(ratio, int | float) else ""
+        yield "events the services handled", f"{_number(burst['events_per_s'])} /s", versus
+    if "error" in latency:
+        yield f"latency failed: {latency['error']}", "", ""
+        return
     fixed = latency["fixed_rate"]
     spans = fixed["request_to_assigned"]
     yield (
-        f"request -> assigned p50 / p99 at {fixed['rate_per_s']:g}/s",
+        f"{fixed['rate_per_s']:g}/s: request -> assigned p50/p99",
         f"{_number(spans['p50_ms'])} / {_number(spans['p99_ms'])} ms",
         "",
     )
@@ -286,10 +311,11 @@ def _choreography_rows(section: Mapping[str, Any]) -> Iterator[Row]:
 
 
 def _fleet_rows(section: Mapping[str, Any]) -> Iterator[Row]:
+    yield "telemetry", "1 Hz per drone", ""
     for step in section["steps"]:
         verdict = "" if step["ok"] else " (over)"
         yield (
-            f"{step['drones']:,} drones at 1 Hz: lag p50 / p99{verdict}",
+            f"{step['drones']:,} drones, lag p50 / p99{verdict}",
             f"{_number(step['lag_p50_ms'])} / {_number(step['lag_p99_ms'])} ms",
             "",
         )
@@ -300,13 +326,9 @@ def _fleet_rows(section: Mapping[str, Any]) -> Iterator[Row]:
 def _number(value: Any) -> str:  # noqa: ANN401 - any JSON figure
     if value is None:
         return "—"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if abs(value) >= 100:  # noqa: PLR2004 - past here decimals are noise
-            return f"{value:,.0f}"
-        return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
-    return str(value)
+    if isinstance(value, int) or abs(value) >= 1000:  # noqa: PLR2004 - past here decimals are noise
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
 
 
 # --- entry points --------------------------------------------------------------------------------
@@ -339,9 +361,17 @@ async def main(url: Target, *, quick: bool, json_path: Path | None, only: set[st
     except MosquittoError as exc:
         errors.print(f"murmur bench: {exc}")
         return 1
-    console.print(table(results))
-    if json_path is not None:
+    if json_path is not None:  # first: the figures are kept whatever happens to the table
         text = json.dumps(results, indent=2) + "\n"
         await asyncio.to_thread(json_path.write_text, text, encoding="utf-8")
+    console.print(table(results))
+    if json_path is not None:
         console.print(f"results written to {json_path}")
-    return 1 if any("error" in section for section in results["sections"].values()) else 0
+    return 1 if _failed(results["sections"]) else 0
+
+
+def _failed(value: Any) -> bool:  # noqa: ANN401 - any JSON
+    """Whether a section, or a part of one, recorded an error."""
+    if not isinstance(value, Mapping):
+        return False
+    return "error" in value or any(_failed(item) for item in value.values())

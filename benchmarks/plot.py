@@ -3,10 +3,8 @@
 Usage: python -m benchmarks.plot RESULTS.json [MORE.json ...] [--out docs/lag-vs-fleet.png]
        python -m benchmarks.plot RESULTS.json [...] --markdown   (the tables, no plot)
 
-Reads `benchmarks.fleet_scale` results wherever they are in each file: the file that
-`python -m benchmarks.fleet_scale --json` writes, one `measure` result, or a `murmur bench`
-(`benchmarks.harness`) run holding it as its ``fleet`` section. Needs matplotlib
-(`pip install -e '.[bench]'`).
+Reads the ``fleet`` section of `murmur bench --json` files (`benchmarks.fleet_scale` results,
+wherever they are in each file). Needs matplotlib (`pip install -e '.[bench]'`).
 """
 
 import argparse
