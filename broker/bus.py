@@ -157,6 +157,20 @@ class Outbox:
         self.add(envelope)
         return envelope
 
+    def refuse(self, event: Envelope[Any], *, reason: str, detail: str) -> None:
+        """Dead-letter `event` instead of applying it: a handler's own rule refused it.
+
+        In the handler's transaction, so the refusal commits (and is acknowledged) with it.
+        """
+        self._bus.dead_letter(
+            topic=event.data.resolved_topic(self._bus.root),
+            payload=event.to_json(),
+            reason=reason,
+            detail=detail,
+            event_id=event.id,
+            event_type=event.type,
+        )
+
     def add(self, envelope: Envelope[Event]) -> None:
         """Queue an already built envelope (its id is fixed now, so republishing can't fork it)."""
         data = envelope.data

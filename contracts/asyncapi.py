@@ -16,40 +16,11 @@ from pydantic.json_schema import JsonSchemaValue, models_json_schema
 from contracts import topics
 from contracts.envelope import Envelope
 from contracts.events import REGISTRY, Event
+from contracts.producers import PRODUCERS, producer_of
 
 CONTENT_TYPE = "application/cloudevents+json"
 MQTT_BINDING_VERSION = "0.2.0"
 _SCHEMAS = "#/components/schemas/"
-
-# Who publishes each type, by longest matching type prefix. A new type without an entry here
-# makes the document refuse to build, so the contract always says who publishes what.
-_PRODUCER_BY_PREFIX = {
-    "murmur.delivery.requested.": "client",
-    "murmur.delivery.cancellation_requested.": "client",
-    "murmur.package.": "package",
-    "murmur.delivery.drone_assigned.": "scheduler",
-    "murmur.delivery.unassignable.": "scheduler",
-    "murmur.job.offered.": "scheduler",
-    "murmur.job.cancelled.": "scheduler",
-    "murmur.job.": "agent",
-    "murmur.delivery.status_changed.": "delivery",
-    "murmur.delivery.trace_requested.": "client",
-    "murmur.delivery.traced.": "delivery",
-    "murmur.drone.command.": "operator",
-    "murmur.drone.": "agent",
-    "murmur.service.": "service",
-    "murmur.dead_letter.": "any",
-}
-PRODUCERS = {
-    "client": "a client application (requests and cancels deliveries)",
-    "package": "the Package service",
-    "scheduler": "the Drone Scheduler service",
-    "delivery": "the Delivery service",
-    "agent": "a drone's agent (about that drone only)",
-    "operator": "an operator's console",
-    "service": "any cloud service (about itself only)",
-    "any": "any component that refused an input",
-}
 
 _ENVELOPE_NOTES = {
     "id": "Unique per event; consumers deduplicate on it (the idempotency key).",
@@ -111,15 +82,6 @@ def asyncapi_document(*, root: str = topics.DEFAULT_ROOT) -> dict[str, Any]:
             "schemas": schemas,
         },
     }
-
-
-def producer_of(event_type: str) -> str:
-    """The key in PRODUCERS of whoever publishes `event_type`."""
-    prefixes = [p for p in _PRODUCER_BY_PREFIX if event_type.startswith(p)]
-    if not prefixes:
-        msg = f"no producer is declared for {event_type!r} in contracts.asyncapi"
-        raise LookupError(msg)
-    return _PRODUCER_BY_PREFIX[max(prefixes, key=len)]
 
 
 def _schemas(

@@ -10,6 +10,7 @@ from pydantic import TypeAdapter, ValidationError
 from contracts import topics
 from contracts.envelope import Envelope
 from contracts.events import REGISTRY, Event
+from contracts.producers import expected_source
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 _REQUIRED = ("specversion", "id", "source", "type")
@@ -24,6 +25,7 @@ class DecodeErrorKind(StrEnum):
     UNKNOWN_TYPE = "unknown_type"
     INVALID_FIELD = "invalid_field"
     TOPIC_MISMATCH = "topic_mismatch"
+    SOURCE_MISMATCH = "source_mismatch"
 
 
 class DecodeError(ValueError):
@@ -89,7 +91,19 @@ def decode(topic: str, payload: bytes, *, root: str = topics.DEFAULT_ROOT) -> En
             event_type=event_type,
         ) from exc
     _check_topic(envelope, topic, root)
+    _check_source(envelope)
     return envelope
+
+
+def _check_source(envelope: Envelope[Event]) -> None:
+    expected = expected_source(envelope.type, envelope.data)
+    if expected is not None and envelope.source != expected:
+        raise DecodeError(
+            DecodeErrorKind.SOURCE_MISMATCH,
+            f"{envelope.type} must come from {expected}, not {envelope.source}",
+            event_id=envelope.id,
+            event_type=envelope.type,
+        )
 
 
 def _check_topic(envelope: Envelope[Event], topic: str, root: str) -> None:

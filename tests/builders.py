@@ -54,6 +54,7 @@ from contracts.events import (
     TraceEntry,
 )
 from contracts.ids import Location, PackageSize
+from contracts.producers import expected_source
 from contracts.states import DeliveryStage
 
 E = TypeVar("E", bound=Event)
@@ -81,10 +82,15 @@ DROPOFF = a_location(latitude=47.6205, longitude=-122.3493)
 # --- the envelope and the wire ---------------------------------------------------------------
 
 
+def source_of(data: Event) -> str:
+    """The source its producer carries (decoders refuse any other), or SOURCE where any goes."""
+    return expected_source(data.type, data) or SOURCE
+
+
 def an_envelope(data: E, **overrides: Any) -> Envelope[E]:
     """Wrap `data` as a CloudEvent; by default correlated to its delivery, if it has one."""
     options: dict[str, Any] = {
-        "source": SOURCE,
+        "source": source_of(data),
         "time": T0,
         "correlationid": getattr(data, "delivery_id", None),
         **overrides,

@@ -59,11 +59,13 @@ def ledger_bus(url: str, db_path: Path, *, component: str = "ledger") -> Bus:
             # Runs after the commit, before the relay task can publish.
             asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGKILL)
 
+    # It plays the Package service: decoders accept PackageReady only from /cloud/package.
     bus = Bus(
         component=component,
         url=url,
         db=db,
-        presence=lambda link, session: ServiceStatus(service=component, link=link, session=session),
+        source="/cloud/package",
+        presence=lambda link, session: ServiceStatus(service="package", link=link, session=session),
         reconnect_max_s=1.0,
     )
     bus.route(DeliveryRequested, on_requested)

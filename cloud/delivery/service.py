@@ -13,6 +13,7 @@ from broker.bus import Bus, Handler, Outbox
 from cloud.delivery import journal
 from cloud.delivery.stages import BEFORE_PICKUP, eta, eta_moved, forward, stages_for_phase
 from cloud.delivery.store import DeliveryStore, Tracked
+from cloud.ownership import refuse_foreign
 from contracts import Envelope, Event, decode
 from contracts.events import (
     TRACE_LIMIT,
@@ -259,15 +260,18 @@ class DeliveryService:
 
     # --- the current job's updates -----------------------------------------------------------
 
-    def _current(self, event: Envelope[Any]) -> Tracked | None:
-        """The delivery this job update moves, or None (parked, stale or foreign)."""
+    def _current(self, event: Envelope[Any], out: Outbox) -> Tracked | None:
+        """The delivery this job update moves, or None (parked, stale or refused)."""
         update = event.data
         job = self.store.job(update.job_id)
         if job is None:
             topic = update.resolved_topic(self.bus.root)
             self.store.park(update.job_id, topic, event.to_json())
             return None
-        if job.retired or job.drone_id != update.drone_id:
+        if job.drone_id != update.drone_id:
+            refuse_foreign(event, job.drone_id, out)
+            return None
+        if job.retired:
             return None
         tracked = self.store.get(job.delivery_id)
         if tracked is None or tracked.job_id != job.job_id:
@@ -275,26 +279,26 @@ class DeliveryService:
         return tracked
 
     def _on_progress(self, event: Envelope[Any], out: Outbox) -> None:
-        tracked = self._current(event)
+        tracked = self._current(event, out)
         if tracked is not None:
             self._advance(tracked, stages_for_phase(event.data.phase), event, out)
 
     def _on_succeeded(self, event: Envelope[Any], out: Outbox) -> None:
-        tracked = self._current(event)
+        tracked = self._current(event, out)
         if tracked is not None:
             location = event.data.location or tracked.location
             self._advance(tracked, (_S.DELIVERED,), event, out, location=location)
 
     def _on_failed(self, event: Envelope[Any], out: Outbox) -> None:
         failure: JobFailed = event.data
-        tracked = self._current(event)
+        tracked = self._current(event, out)
         if tracked is None or failure.package_state is PackageState.RELEASED:
             return
         self._job_over(tracked, event, out, reason=f"drone {failure.drone_id}: {failure.reason}")
 
     def _on_job_cancelled(self, event: Envelope[Any], out: Outbox) -> None:
         """The scheduler withdrew the current job (a step timeout)."""
-        tracked = self._current(event)
+        tracked = self._current(event, out)
         if tracked is not None and tracked.stage not in TERMINAL_STAGES:
             self._job_over(tracked, event, out, reason=f"job withdrawn: {event.data.reason}")
 
@@ -319,7 +323,10 @@ class DeliveryService:
         if happened.kind is not DroneEventKind.PACKAGE_LOADED or happened.job_id is None:
             return
         job = self.store.job(happened.job_id)
-        if job is None or job.retired or job.drone_id != happened.drone_id:
+        if job is not None and job.drone_id != happened.drone_id:
+            refuse_foreign(event, job.drone_id, out)
+            return
+        if job is None or job.retired:
             return
         tracked = self.store.get(job.delivery_id)
         if tracked is not None and tracked.job_id == job.job_id:

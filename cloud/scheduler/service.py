@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from broker.bus import Bus, Outbox, raise_if_cancelled
+from cloud.ownership import refuse_foreign
 from cloud.scheduler.fleet import DroneView, Trip, best_candidate, free
 from cloud.scheduler.store import OPEN_JOB_STATES, Booking, JobRow, Plan, SchedulerStore
 from contracts import Envelope
@@ -250,15 +251,16 @@ class SchedulerService:
 
     # --- job updates -------------------------------------------------------------------------
 
-    def _job_of(self, event: Envelope[Any]) -> JobRow | None:
+    def _job_of(self, event: Envelope[Any], out: Outbox) -> JobRow | None:
         """The job an update is about, if the scheduler offered it to that drone."""
         job = self.store.job(event.data.job_id)
-        if job is None or job.drone_id != event.data.drone_id:
+        if job is not None and job.drone_id != event.data.drone_id:
+            refuse_foreign(event, job.drone_id, out)
             return None
         return job
 
     def _on_accepted(self, event: Envelope[Any], out: Outbox) -> None:
-        job = self._job_of(event)
+        job = self._job_of(event, out)
         if job is None or job.state in (JobState.ACCEPTED, JobState.IN_PROGRESS):
             return
         if job.state is not JobState.OFFERED:
@@ -272,22 +274,22 @@ class SchedulerService:
         )
 
     def _on_rejected(self, event: Envelope[Any], out: Outbox) -> None:
-        job = self._job_of(event)
+        job = self._job_of(event, out)
         if job is None or job.state is not JobState.OFFERED:
             return
         self.store.set_job(job.job_id, JobState.REJECTED)
         self._reopen(job, out)
 
-    def _on_progress(self, event: Envelope[Any], _: Outbox) -> None:
-        job = self._job_of(event)
+    def _on_progress(self, event: Envelope[Any], out: Outbox) -> None:
+        job = self._job_of(event, out)
         if job is None or job.state not in (JobState.ACCEPTED, JobState.IN_PROGRESS):
             return
         self.store.set_job(job.job_id, JobState.IN_PROGRESS, progress_at=self._now())
         if event.data.phase in AFTER_PICKUP:
             self.store.update_booking(job.delivery_id, picked_up=1)
 
-    def _on_succeeded(self, event: Envelope[Any], _: Outbox) -> None:
-        job = self._job_of(event)
+    def _on_succeeded(self, event: Envelope[Any], out: Outbox) -> None:
+        job = self._job_of(event, out)
         if job is None or job.state not in (JobState.ACCEPTED, JobState.IN_PROGRESS):
             return
         self.store.set_job(job.job_id, JobState.SUCCEEDED)
@@ -295,7 +297,7 @@ class SchedulerService:
 
     def _on_failed(self, event: Envelope[Any], out: Outbox) -> None:
         failure: JobFailed = event.data
-        job = self._job_of(event)
+        job = self._job_of(event, out)
         if job is None or job.state not in (JobState.ACCEPTED, JobState.IN_PROGRESS):
             return
         self.store.set_job(job.job_id, JobState.FAILED)
@@ -304,8 +306,8 @@ class SchedulerService:
         elif failure.package_state is PackageState.ON_BOARD:
             self.store.update_booking(job.delivery_id, plan=Plan.FAILED, picked_up=1)
 
-    def _on_cancel_refused(self, event: Envelope[Any], _: Outbox) -> None:
-        job = self._job_of(event)
+    def _on_cancel_refused(self, event: Envelope[Any], out: Outbox) -> None:
+        job = self._job_of(event, out)
         if job is not None:
             self.store.update_booking(job.delivery_id, picked_up=1)
 

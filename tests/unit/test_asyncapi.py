@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from contracts import REGISTRY, Event, topics
-from contracts.asyncapi import PRODUCERS, asyncapi_document, producer_of
+from contracts.asyncapi import asyncapi_document
+from contracts.producers import PRODUCERS, producer_of
 from tests.builders import an_envelope, an_example, wire_dict
 
 DOC = asyncapi_document()

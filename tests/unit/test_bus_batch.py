@@ -43,7 +43,7 @@ def a_message(i: int, *, event_id: str | None = None) -> tuple[str, bytes]:
     data = PackageReady(
         package_id=f"p-{i}", delivery_id=f"d-{i}", size=PackageSize.SMALL, weight_kg=1.0
     )
-    envelope = Envelope[Event].new(data, source="/test", id=event_id)
+    envelope = Envelope[Event].new(data, source="/cloud/package", id=event_id)
     return TOPIC.format(i=i), envelope.to_json()
 
 

@@ -8,12 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts import MAX_PAYLOAD_BYTES, REGISTRY, DecodeError, DecodeErrorKind, decode
+from contracts import MAX_PAYLOAD_BYTES, REGISTRY, DecodeError, DecodeErrorKind, Event, decode
+from contracts.topics import DEFAULT_ROOT
 from tests.builders import (
     DELIVERY,
     DRONE,
     a_delivery_request,
+    a_job_acceptance,
     a_job_offer,
+    a_service_status,
     an_envelope,
     an_example,
     wire_bytes,
@@ -72,7 +75,34 @@ def test_each_kind_of_refusal_says_what_is_wrong(
 
 
 def test_every_kind_of_refusal_is_covered_above() -> None:
-    assert {case[0] for case in CASES} == set(DecodeErrorKind)
+    covered = {case[0] for case in CASES} | {DecodeErrorKind.SOURCE_MISMATCH}  # tests below
+    assert covered == set(DecodeErrorKind)
+
+
+@pytest.mark.parametrize(
+    ("data", "source"),
+    [
+        (a_job_acceptance(drone_id="d-7"), "/drones/d-8"),  # a drone speaking for another
+        (a_job_acceptance(drone_id="d-7"), "/cloud/scheduler"),  # a service posing as a drone
+        (a_job_offer(), "/drones/d-007"),  # a drone posing as the scheduler
+        (a_service_status(service="delivery"), "/cloud/scheduler"),  # one service for another
+    ],
+)
+def test_an_event_from_a_source_that_may_not_publish_it_is_refused(
+    data: Event, source: str
+) -> None:
+    envelope = an_envelope(data, source=source)
+
+    refused = _refusal(envelope.to_json(), topic=data.resolved_topic(DEFAULT_ROOT))
+
+    assert refused.kind is DecodeErrorKind.SOURCE_MISMATCH
+    assert f"not {source}" in refused.detail
+
+
+def test_clients_and_operators_may_publish_from_any_source() -> None:
+    request = an_envelope(a_delivery_request(), source="/clients/shop-42")
+
+    assert decode(REQUESTED_TOPIC, request.to_json()).source == "/clients/shop-42"
 
 
 def test_the_kinds_are_the_stable_dead_letter_reasons() -> None:
@@ -83,6 +113,7 @@ def test_the_kinds_are_the_stable_dead_letter_reasons() -> None:
         "unknown_type",
         "invalid_field",
         "topic_mismatch",
+        "source_mismatch",
     ]
 
 

@@ -26,6 +26,7 @@ from contracts.ids import PackageSize
 from contracts.requests import delivery_request
 from contracts.states import DeliveryStage
 from firmware_sim.clock import ManualClock
+from tests.builders import source_of
 from tests.system import near
 
 _S = DeliveryStage
@@ -34,12 +35,13 @@ DELIVERY, JOB, DRONE = "del-1", "job-1", "d-1"
 
 @pytest.fixture
 def service(tmp_path: Path) -> DeliveryService:
-    bus = Bus(component="delivery", url="mqtt://127.0.0.1:1", db=open_database(tmp_path / "d.db"))
+    db = open_database(tmp_path / "d.db")
+    bus = Bus(component="delivery", url="mqtt://127.0.0.1:1", db=db, source="/cloud/delivery")
     return DeliveryService(bus, ManualClock())
 
 
-def envelope(data: Event, source: str = "/test") -> Envelope[Event]:
-    return Envelope[Event].new(data, source=source, correlationid=DELIVERY)
+def envelope(data: Event, source: str | None = None) -> Envelope[Event]:
+    return Envelope[Event].new(data, source=source or source_of(data), correlationid=DELIVERY)
 
 
 async def feed(service: DeliveryService, *envelopes: Envelope[Event]) -> None:
@@ -120,13 +122,19 @@ async def test_events_before_the_request_still_build_the_delivery(
     assert tracked.pickup is not None  # the late request still filled in what it carries
 
 
-async def test_an_update_from_another_drone_for_the_job_is_ignored(
+async def test_an_update_from_another_drone_for_the_job_is_dead_lettered(
     service: DeliveryService,
 ) -> None:
     await feed(service, requested(), ready(), assigned())
-    impostor = JobSucceeded(drone_id="d-9", job_id=JOB, delivery_id=DELIVERY)
-    await feed(service, envelope(impostor, source="/drones/d-9"))
+    impostor = envelope(JobSucceeded(drone_id="d-9", job_id=JOB, delivery_id=DELIVERY))
+    await feed(service, impostor)
+
     assert stages(service)[-1] == _S.SCHEDULED
+    [(reason, detail, event_id)] = service.bus.db.execute(
+        "SELECT reason, detail, event_id FROM bus_dead_letters"
+    ).fetchall()
+    assert (reason, event_id) == ("not_assigned", impostor.id)
+    assert detail == f"job {JOB} is assigned to {DRONE}, not d-9"
 
 
 def traced(service: DeliveryService, request_id: str) -> DeliveryTraced:
@@ -147,8 +155,8 @@ async def test_the_journal_keeps_each_event_once_and_answers_a_trace_request(
     await feed(service, Envelope[Event].new(ask, source="/clients/cli"))
 
     trace = traced(service, "tr-1")
-    mine = [e.id for e in trace.entries if e.source == "/test"]
-    assert mine == [request.id, ready_.id, assigned_.id]  # the duplicate request once
+    fed = {request.id, ready_.id, assigned_.id}
+    assert [e.id for e in trace.entries if e.id in fed] == [request.id, ready_.id, assigned_.id]
     statuses = [e for e in trace.entries if e.source == service.bus.source]
     assert [e.summary for e in statuses][-1] == f"v3 {DRONE} {JOB} HeadedToPickup"
     assert trace.truncated is False
