@@ -16,16 +16,19 @@ from types import TracebackType
 from typing import Any, Self
 
 from amqtt.broker import Broker
-from amqtt.contexts import BaseContext
+from amqtt.contexts import Action, BaseContext
 from amqtt.errors import BrokerError
-from amqtt.plugins.base import BaseAuthPlugin
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
+from broker.acl import Grant, allowed, grants
 from broker.passwords import hash_password, read_password_file, verify_password
+from contracts.topics import DEFAULT_ROOT
 
 __all__ = [
     "EmbeddedBroker",
     "MurmurAuthPlugin",
+    "MurmurTopicPlugin",
     "PortInUseError",
     "amqtt_config",
     "serve",
@@ -98,6 +101,43 @@ class MurmurAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]  # amqtt ships no 
         return verify_password(password, encoded)
 
 
+class MurmurTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]  # amqtt ships no type hints
+    """amqtt topic rights from `broker.acl`, the rules the Mosquitto ACL file is rendered from.
+
+    A login without a role may do nothing. amqtt checks publishes, subscriptions and each
+    delivery; its replay of retained messages on CONNECT bypasses every plugin (field notes),
+    which is why nothing secret is ever retained.
+    """
+
+    @dataclass
+    class Config:
+        """Plugin configuration (parsed by amqtt with strict dacite)."""
+
+        roles: dict[str, str]
+        """Login -> role (`broker.acl.ROLES`)."""
+        root: str = DEFAULT_ROOT
+
+    def __init__(self, context: BaseContext) -> None:
+        super().__init__(context)
+        config = self.context.config
+        self._grants: dict[str, tuple[Grant, ...]] = {
+            login: grants(role, login, root=config.root) for login, role in config.roles.items()
+        }
+
+    async def topic_filtering(
+        self,
+        *,
+        session: Session | None = None,
+        topic: str | None = None,
+        action: Action | None = None,
+    ) -> bool:
+        """Whether this login may publish to, subscribe to, or receive from `topic`."""
+        granted = self._grants.get(session.username if session is not None else "") or ()
+        if topic is None:
+            return False
+        return allowed(granted, "write" if action == Action.PUBLISH else "read", topic)
+
+
 def _hostport(host: str, port: int) -> str:
     """Join host and port, bracketing IPv6 literals as URLs and amqtt expect."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -112,7 +152,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def amqtt_config(host: str, port: int, *, password_file: Path | None) -> dict[str, Any]:
+def amqtt_config(
+    host: str, port: int, *, password_file: Path | None, roles: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Build the amqtt broker configuration.
 
     One TCP listener, our auth plugin as the only plugin (no ``$SYS`` topics, no
@@ -125,18 +167,27 @@ def amqtt_config(host: str, port: int, *, password_file: Path | None) -> dict[st
         host: Address to bind; keep it loopback unless clients are remote.
         port: TCP port; 0 lets the OS pick one.
         password_file: Mosquitto-format password file, or None for dev mode.
+        roles: Login -> role (`broker.acl`): topic rights are enforced; None allows any topic.
 
     Returns:
         A dict accepted by ``amqtt.broker.Broker``.
     """
-    plugin = f"{MurmurAuthPlugin.__module__}.{MurmurAuthPlugin.__qualname__}"
+    plugins: dict[str, Any] = {
+        _dotted(MurmurAuthPlugin): {
+            "password_file": None if password_file is None else str(password_file)
+        },
+    }
+    if roles is not None:
+        plugins[_dotted(MurmurTopicPlugin)] = {"roles": dict(roles)}
     return {
         "listeners": {"default": {"type": "tcp", "bind": _hostport(host, port)}},
         "session_expiry_interval": 3600,
-        "plugins": {
-            plugin: {"password_file": None if password_file is None else str(password_file)},
-        },
+        "plugins": plugins,
     }
+
+
+def _dotted(plugin: type) -> str:
+    return f"{plugin.__module__}.{plugin.__qualname__}"
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -180,6 +231,7 @@ class EmbeddedBroker:
         host: str = "127.0.0.1",
         port: int | None = None,
         password_file: Path | None = None,
+        roles: dict[str, str] | None = None,
     ) -> None:
         """Configure the broker; nothing listens until `start`.
 
@@ -189,10 +241,12 @@ class EmbeddedBroker:
                 start (kept for later restarts).
             password_file: Mosquitto-format password file; None accepts any client
                 that sends a username (dev mode).
+            roles: Login -> role, to enforce topic rights (`broker.acl`); None: any topic.
         """
         self._host = host
         self._port = port or None
         self._password_file = password_file
+        self._roles = roles
         self._broker: Broker | None = None
 
     @property
@@ -241,7 +295,9 @@ class EmbeddedBroker:
                 "can connect",
                 self._host,
             )
-        config = amqtt_config(self._host, self._port or 0, password_file=self._password_file)
+        config = amqtt_config(
+            self._host, self._port or 0, password_file=self._password_file, roles=self._roles
+        )
         broker = Broker(config)
         try:
             await broker.start()

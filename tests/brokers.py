@@ -15,6 +15,7 @@ from urllib.parse import quote
 import aiomqtt
 import pytest
 
+from broker.acl import mosquitto_acl
 from broker.amqtt_server import EmbeddedBroker
 from broker.mosquitto import Mosquitto, find_mosquitto
 from broker.passwords import hash_password, write_password_file
@@ -122,6 +123,7 @@ async def running_broker(
     workdir: Path,
     *,
     users: Mapping[str, str] | None = None,
+    roles: Mapping[str, str] | None = None,
 ) -> AsyncIterator[TestBroker]:
     """Run a password-protected test broker on a free loopback port.
 
@@ -132,20 +134,24 @@ async def running_broker(
         workdir: Directory for the password file and, for Mosquitto, config,
             persistence and log.
         users: Extra username to plaintext password entries besides the test user.
+        roles: Login -> role (`broker.acl`) to enforce topic rights, the test user being a
+            monitor unless given a role; None leaves every topic open.
 
     Yields:
         The running broker; it is stopped (and Mosquitto reaped) on exit.
     """
     all_users = {TEST_USER: TEST_PASSWORD, **(users or {})}
+    all_roles = None if roles is None else {TEST_USER: "monitor", **roles}
     impl: EmbeddedBroker | Mosquitto
     if kind == "mosquitto":
         require_mosquitto()
-        impl = Mosquitto(workdir / "mosquitto", users=all_users)
+        acl = None if all_roles is None else mosquitto_acl(all_roles)
+        impl = Mosquitto(workdir / "mosquitto", users=all_users, acl=acl)
     else:
         password_file = workdir / "amqtt-passwd"
         write_password_file(
             password_file, {user: hash_password(pw) for user, pw in all_users.items()}
         )
-        impl = EmbeddedBroker(password_file=password_file)
+        impl = EmbeddedBroker(password_file=password_file, roles=all_roles)
     async with impl:
         yield TestBroker(kind=kind, host=impl.host, port=impl.port, impl=impl)
