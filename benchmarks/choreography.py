@@ -47,6 +47,7 @@ from typing import Any, Literal
 
 import aiomqtt
 
+from benchmarks.stats import percentile
 from broker.bus import Bus, BusStats, read_all_available
 from broker.url import BrokerUrl
 from cloud.services import SERVICE_NAMES, CloudSettings, Service, build_service
@@ -121,14 +122,6 @@ QUICK = Settings(
 
 
 # --- pure helpers --------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The nearest-rank `q` quantile (0 < q <= 1) of `values`, None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def latency_summary(spans: Sequence[float]) -> dict[str, float | int | None]:
@@ -448,20 +441,8 @@ def _fleet(
 
 
 @contextlib.asynccontextmanager
-async def _local_fleet(
-    url: BrokerUrl,
-    state_dir: Path,
-    clock: ScaledClock,
-    *,
-    drones: int,
-    spread_km: float,
-    tick_s: float,
-    shard: tuple[int, int] = (0, 1),
-) -> AsyncIterator[Fleet]:
-    """A fleet running in this event loop, connected, until the block ends."""
-    fleet = _fleet(
-        url, state_dir, clock, drones=drones, spread_km=spread_km, tick_s=tick_s, shard=shard
-    )
+async def _local_fleet(fleet: Fleet) -> AsyncIterator[Fleet]:
+    """`fleet` running in this event loop, connected, until the block ends."""
     tasks = [asyncio.create_task(fleet.simulator.run())]
     tasks += [asyncio.create_task(a.run()) for a in fleet.agents]
     try:
@@ -509,7 +490,7 @@ async def _fleet_processes(
 async def _fleet_worker(args: argparse.Namespace) -> None:
     """One shard of the fleet in its own process: reports ready, runs until stdin closes."""
     clock = anchored_clock(args.speedup, args.anchor)
-    async with _local_fleet(
+    fleet = _fleet(
         BrokerUrl.parse(args.url),
         Path(args.state_dir),
         clock,
@@ -517,7 +498,8 @@ async def _fleet_worker(args: argparse.Namespace) -> None:
         spread_km=args.spread_km,
         tick_s=args.tick_s,
         shard=(args.fleet_shard, args.shards),
-    ):
+    )
+    async with _local_fleet(fleet):
         _say({"ready": True})
         reader = await _stdin()
         while await reader.readline():
@@ -677,7 +659,7 @@ async def _rig(
             )
             if fleet_processes > 0
             else _local_fleet(
-                url, state_dir, clock, drones=drones, spread_km=spread_km, tick_s=tick_s
+                _fleet(url, state_dir, clock, drones=drones, spread_km=spread_km, tick_s=tick_s)
             )
         )
         watch = Watch()

@@ -40,13 +40,14 @@ import tempfile
 import time
 from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv; amqtt brings psutil
 
+from benchmarks.stats import percentile
 from broker.bus import Bus, Outbox
 from broker.store import open_database
 from broker.url import BrokerUrl
@@ -63,9 +64,6 @@ QUICK_STEPS = (50,)
 P99_LIMIT_S = 1.0
 MIN_HANDLED = 0.99  # of the reports sent in the window (QoS 0 may drop)
 MIN_RATE_HZ = 0.95  # reports per drone per second actually sent, against the nominal 1 Hz
-QUIET_PCT = 25.0  # other processes' CPU (% of one core) below which the machine counts as quiet
-NOISY_PCT = 50.0  # ... above which, during a window, a step is tried again (with --wait-quiet)
-MAX_ATTEMPTS = 3
 SERVICES = ("package", "scheduler", "delivery")
 _MIB = 2**20
 
@@ -128,18 +126,11 @@ class LagRecorder:
             "sent": sum(high - low + 1 for low, high in self.spans.values()),
             "drones_heard": len(self.spans),
             "heard_total": self.heard,
-            **{f"lag_{name}_ms": _ms(_percentile(lags, q)) for name, q in _QUANTILES},
+            **{f"lag_{name}_ms": _ms(percentile(lags, q)) for name, q in _QUANTILES},
         }
 
 
 _QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0))
-
-
-def _percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile of sorted `values`."""
-    if not values:
-        return None
-    return values[max(0, math.ceil(q * len(values)) - 1)]
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -544,67 +535,13 @@ def _verdict(step: dict[str, Any], *, fleet_alive: bool) -> tuple[list[str], boo
     return limits + misses, bool(limits)
 
 
-async def _wait_until_quiet(run: "_Run", max_wait_s: float) -> float | None:
-    """Wait (at most `max_wait_s`) until other processes leave the machine nearly idle.
-
-    Returns the last 2 s sample of other processes' CPU (% of one core), None if not waited.
-    """
-    if max_wait_s <= 0:
-        return None
-    ours = [c.ps for c in run.services.values()]
-    if run.broker is not None:
-        ours.append(run.broker)
-    deadline = time.monotonic() + max_wait_s
-    while True:
-        mine0 = sum(filter(None, map(_cpu_s, ours)))
-        busy0, total0 = _machine_busy_s()
-        await asyncio.sleep(2.0)
-        mine1 = sum(filter(None, map(_cpu_s, ours)))
-        busy1, total1 = _machine_busy_s()
-        cores = psutil.cpu_count() or 1
-        whole = 100 * cores * (busy1 - busy0) / max(total1 - total0, 1e-9)
-        others = round(max(0.0, whole - 100 * (mine1 - mine0) / 2.0), 1)
-        if others < QUIET_PCT or time.monotonic() >= deadline:
-            return others
-
-
-async def _quiet_step(run: _Run, drones: int, wait_quiet_s: float) -> dict[str, Any]:
-    """One step; with `wait_quiet_s`, on a quiet machine, again if others got busy meanwhile.
-
-    Of the attempts (at most `MAX_ATTEMPTS`), the one that other processes disturbed least.
-    """
-    attempts: list[dict[str, Any]] = []
-    for _ in range(MAX_ATTEMPTS if wait_quiet_s > 0 else 1):
-        others = await _wait_until_quiet(run, wait_quiet_s)
-        step = await _step(run, drones)
-        step["others_cpu_pct_before"] = others
-        attempts.append(step)
-        if step["cpu_pct_of_one_core"]["others"] < NOISY_PCT:
-            break
-    best = min(attempts, key=lambda a: a["cpu_pct_of_one_core"]["others"])
-    best["attempts"] = len(attempts)
-    return best
-
-
-async def measure(
-    url: BrokerUrl,
-    *,
-    quick: bool,
-    drones: Sequence[int] | None = None,
-    window_s: float | None = None,
-    wait_quiet_s: float = 0.0,
-) -> dict[str, Any]:
+async def measure(url: BrokerUrl, *, quick: bool) -> dict[str, Any]:
     """Step the fleet up on the broker at `url` until a step hits a limit; JSON-able figures.
 
-    `quick`: 50 drones, a 3 s window (seconds). `drones` and `window_s` override the
-    steps and the window; with `wait_quiet_s` each step first waits, that long at most, for
-    other processes to leave the machine nearly idle (`QUIET_PCT`), and is tried again (up to
-    `MAX_ATTEMPTS` in all) if they took more than `NOISY_PCT` of a core during its window.
+    `quick`: 50 drones, a 3 s window (seconds).
     """
     timing = QUICK if quick else FULL
-    if window_s is not None:
-        timing = replace(timing, window_s=window_s)
-    sizes = list(drones or (QUICK_STEPS if quick else STEPS))
+    sizes = QUICK_STEPS if quick else STEPS
     workdir = Path(tempfile.mkdtemp(prefix="murmur-fleet-scale-"))
     presence = Presence()
     started = time.monotonic()
@@ -643,7 +580,7 @@ async def measure(
         result["fleet_rss_mib_one_drone"] = run.base_rss_mib
         steps: list[dict[str, Any]] = []
         for size in sizes:
-            step = await _quiet_step(run, size, wait_quiet_s)
+            step = await _step(run, size)
             steps.append(step)
             print(json.dumps({"step": step}), file=sys.stderr, flush=True)
             if step.pop("stop"):

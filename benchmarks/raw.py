@@ -37,6 +37,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from benchmarks.stats import percentile
 from broker.url import BrokerUrl
 from contracts import Envelope
 from contracts.events import DeliveryStatusChanged
@@ -247,11 +248,6 @@ def _subscribe(client: mqtt.Client, topic: str) -> None:
         raise ConnectionError(msg)
 
 
-def _percentile_ms(sorted_s: list[float], q: float) -> float:
-    # Nearest rank below, as benchmarks/fleet_telemetry.py computes its p99.
-    return round(1000 * sorted_s[int(q * (len(sorted_s) - 1))], 3)
-
-
 def measure(
     url: BrokerUrl,
     *,
@@ -314,7 +310,7 @@ def measure(
         "duplicates": sink.duplicates,
         "rtt_ms": {
             "p50": round(1000 * statistics.median(rtts), 3),
-            "p99": _percentile_ms(rtts, 0.99),
+            "p99": round(1000 * (percentile(rtts, 0.99) or 0.0), 3),
             "max": round(1000 * rtts[-1], 3),
             "samples": len(rtts),
         },

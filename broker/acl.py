@@ -46,7 +46,7 @@ def grants(role: str, login: str, *, root: str = DEFAULT_ROOT) -> tuple[Grant, .
     own = {"drone_id": login} if role == "drone" else {}
     write = sorted({f for cls in _produced_by(_producer(role)) for f in _filters(cls, own)})
     if role == "drone":
-        read = [_filter(t, own) for t in ("drones/{drone_id}/jobs/+/+", "drones/{drone_id}/cmd/+")]
+        read = [f"drones/{login}/jobs/+/+", f"drones/{login}/cmd/+"]
         write.append(f"dlq/{login}")
     elif role in SERVICES:
         read = ["#"]
@@ -114,15 +114,6 @@ def _filters(event_cls: type[Event], own: Mapping[str, str]) -> list[str]:
         else:
             choices.append(["+"])
     return ["/".join(levels) for levels in itertools.product(*choices)]
-
-
-def _filter(template: str, own: Mapping[str, str]) -> str:
-    """A topic template as a filter: the login's own parameter filled in, any other one `+`."""
-    levels = template.split("/")
-    return "/".join(
-        own.get(level[1:-1], "+") if level.startswith("{") and level.endswith("}") else level
-        for level in levels
-    )
 
 
 def _covers(granted: str, requested: str) -> bool:

@@ -9,10 +9,10 @@ from benchmarks.choreography import (
     anchored_clock,
     latency_summary,
     per_second,
-    percentile,
     stats_delta,
     sustainable,
 )
+from benchmarks.stats import percentile
 from broker.bus import BusStats
 
 
