@@ -22,7 +22,7 @@ Where the services run (`placement`): "subprocess" (default) gives each service 
 process, as in production, so the two cores are shared between the fleet process (agents,
 simulator, the benchmark's client) and the services; "inprocess" runs everything in one
 event loop, as `murmur up` does. Separate processes need one clock: each process builds a
-`ScaledClock` anchored on the same wall-clock instant (`anchored_clock`), so "now" agrees.
+`ScaledClock` anchored on the same wall-clock instant (`ScaledClock.anchored`), so "now" agrees.
 """
 
 import argparse
@@ -41,7 +41,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -178,17 +178,6 @@ def own_cpu_s() -> float:
         resource.getrusage(resource.RUSAGE_CHILDREN),
     )
     return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
-
-
-def anchored_clock(speedup: float, anchor: float) -> ScaledClock:
-    """A clock that reads the same simulated time in every process given the same `anchor`.
-
-    `anchor` is a wall-clock instant (time.time()); simulated time then runs `speedup` times
-    faster from it, whenever the clock is made.
-    """
-    elapsed = time.time() - anchor
-    start = datetime.fromtimestamp(anchor, UTC) + timedelta(seconds=elapsed * speedup)
-    return ScaledClock(speedup, start=start)
 
 
 # --- the services --------------------------------------------------------------------------
@@ -350,7 +339,7 @@ def _build(
 
 async def _worker(args: argparse.Namespace) -> None:
     """One service in its own process: reports ready, then its counters on each stdin line."""
-    clock = anchored_clock(args.speedup, args.anchor)
+    clock = ScaledClock.anchored(args.speedup, datetime.fromtimestamp(args.anchor, UTC))
     service = _build(
         args.worker,
         BrokerUrl.parse(args.url),
@@ -489,7 +478,7 @@ async def _fleet_processes(
 
 async def _fleet_worker(args: argparse.Namespace) -> None:
     """One shard of the fleet in its own process: reports ready, runs until stdin closes."""
-    clock = anchored_clock(args.speedup, args.anchor)
+    clock = ScaledClock.anchored(args.speedup, datetime.fromtimestamp(args.anchor, UTC))
     fleet = _fleet(
         BrokerUrl.parse(args.url),
         Path(args.state_dir),
@@ -638,7 +627,7 @@ async def _rig(
 ) -> AsyncIterator[Rig]:
     run = uuid.uuid4().hex[:8]
     anchor = time.time()
-    clock = anchored_clock(speedup, anchor)
+    clock = ScaledClock.anchored(speedup, datetime.fromtimestamp(anchor, UTC))
     with tempfile.TemporaryDirectory(prefix="murmur-bench-chor-") as tmp:
         state_dir = Path(tmp)
         services_cm = (

@@ -27,10 +27,12 @@ from contracts.topics import DEFAULT_ROOT
 
 __all__ = [
     "EmbeddedBroker",
+    "InsecureBrokerError",
     "MurmurAuthPlugin",
     "MurmurTopicPlugin",
     "PortInUseError",
     "amqtt_config",
+    "is_loopback",
     "serve",
 ]
 
@@ -50,6 +52,17 @@ class PortInUseError(RuntimeError):
         super().__init__(
             f"cannot start the embedded broker: {_hostport(host, port)} is already in use "
             "(choose another port with --port)"
+        )
+
+
+class InsecureBrokerError(RuntimeError):
+    """A broker reachable from other machines, without passwords or without roles."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        super().__init__(
+            f"the embedded broker on {host} would be reachable from other machines without "
+            "passwords and topic rights; outside loopback it needs both"
         )
 
 
@@ -143,7 +156,8 @@ def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether `host` is a loopback address (or `localhost`): reachable from this machine only."""
     if host == "localhost":
         return True
     try:
@@ -240,8 +254,9 @@ class EmbeddedBroker:
             port: TCP port, or None (or 0) to let the OS pick a free one at the first
                 start (kept for later restarts).
             password_file: Mosquitto-format password file; None accepts any client
-                that sends a username (dev mode).
-            roles: Login -> role, to enforce topic rights (`broker.acl`); None: any topic.
+                that sends a username (dev mode, loopback only).
+            roles: Login -> role, to enforce topic rights (`broker.acl`); None: any topic
+                (loopback only).
         """
         self._host = host
         self._port = port or None
@@ -280,6 +295,8 @@ class EmbeddedBroker:
         """Start listening.
 
         Raises:
+            InsecureBrokerError: The address is not loopback, and the password file or the
+                roles are missing.
             PortInUseError: The address is already taken.
             RuntimeError: The broker is already running.
             amqtt.errors.BrokerError: amqtt failed to start for another reason.
@@ -287,14 +304,10 @@ class EmbeddedBroker:
         if self._broker is not None:
             msg = "the embedded broker is already running"
             raise RuntimeError(msg)
+        if not is_loopback(self._host) and (self._password_file is None or self._roles is None):
+            raise InsecureBrokerError(self._host)
         if self._port is not None:
             _check_port_free(self._host, self._port)
-        if self._password_file is None and not _is_loopback(self._host):
-            _log.warning(
-                "embedded broker on %s without a password file: any client with a username "
-                "can connect",
-                self._host,
-            )
         config = amqtt_config(
             self._host, self._port or 0, password_file=self._password_file, roles=self._roles
         )
@@ -338,16 +351,20 @@ def _bound_port(broker: Broker) -> int:
     return port
 
 
-async def serve(*, host: str, port: int, password_file: Path | None) -> None:
+async def serve(
+    *, host: str, port: int, password_file: Path | None, roles: dict[str, str] | None = None
+) -> None:
     """Run the embedded broker until cancelled (``murmur broker``).
 
     Args:
         host: Address to bind.
         port: TCP port.
         password_file: Mosquitto-format password file, or None for dev mode.
+        roles: Login -> role, enforced (`broker.acl`); None: any topic (dev mode).
 
     Raises:
+        InsecureBrokerError: Dev mode on an address other than loopback.
         PortInUseError: The address is already taken.
     """
-    async with EmbeddedBroker(host=host, port=port, password_file=password_file):
+    async with EmbeddedBroker(host=host, port=port, password_file=password_file, roles=roles):
         await asyncio.Event().wait()

@@ -11,14 +11,17 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from broker.credentials import ACL, PASSWD
 from broker.passwords import hash_password, write_password_file
 
-__all__ = ["Mosquitto", "MosquittoError", "find_mosquitto", "render_config"]
+__all__ = ["Mosquitto", "MosquittoError", "TlsListener", "find_mosquitto", "render_config"]
 
 _HOST = "127.0.0.1"
 _FALLBACK_PATH = Path("/usr/sbin/mosquitto")
@@ -32,6 +35,43 @@ _AUTO_PORT_ATTEMPTS = 3
 
 class MosquittoError(RuntimeError):
     """Mosquitto could not be started."""
+
+
+@dataclass(frozen=True)
+class TlsListener:
+    """Makes the listener TLS-only: the broker's certificate, and whom client certificates need.
+
+    Clients still log in with a user name and password; the certificate is a second check.
+    """
+
+    cert_file: Path
+    """The broker's certificate (PEM), with any intermediates after it."""
+    key_file: Path
+    """Its private key (PEM, unencrypted: Mosquitto cannot ask for a passphrase)."""
+    ca_file: Path | None = None
+    """CA certificates (PEM) a client certificate must chain to."""
+    require_client_cert: bool = False
+    """Refuse a client without a certificate signed by `ca_file`."""
+
+    def __post_init__(self) -> None:
+        if self.require_client_cert and self.ca_file is None:
+            msg = "require_client_cert needs a ca_file to check client certificates against"
+            raise ValueError(msg)
+
+    def config_lines(self) -> list[str]:
+        """The ``mosquitto.conf`` lines that follow this listener's ``listener`` line."""
+        return [
+            f"certfile {self.cert_file}",
+            f"keyfile {self.key_file}",
+            *([f"cafile {self.ca_file}"] if self.ca_file is not None else []),
+            f"require_certificate {'true' if self.require_client_cert else 'false'}",
+            # The minimum version: TLS 1.0 and 1.1 are refused.
+            "tls_version tlsv1.2",
+        ]
+
+    def paths(self) -> list[Path]:
+        """The files this listener reads."""
+        return [self.cert_file, self.key_file, *([self.ca_file] if self.ca_file else [])]
 
 
 def find_mosquitto() -> Path | None:
@@ -55,6 +95,7 @@ def render_config(
     workdir: Path,
     password_file: Path,
     acl_file: Path | None = None,
+    tls: TlsListener | None = None,
 ) -> str:
     """Render a ``mosquitto.conf`` for a private, persistent, password-protected broker.
 
@@ -63,6 +104,7 @@ def render_config(
         workdir: Directory for the persistence database and ``mosquitto.log``.
         password_file: Mosquitto password file (see `broker.passwords`).
         acl_file: Optional ACL file.
+        tls: Makes the one listener TLS-only; None leaves it plain TCP.
 
     Returns:
         The config text.
@@ -70,13 +112,19 @@ def render_config(
     Raises:
         ValueError: A path contains whitespace, which mosquitto.conf cannot express.
     """
-    paths = [workdir, password_file, *([acl_file] if acl_file is not None else [])]
+    paths = [
+        workdir,
+        password_file,
+        *([acl_file] if acl_file is not None else []),
+        *(tls.paths() if tls is not None else []),
+    ]
     for path in paths:
         if any(c.isspace() for c in str(path)):
             msg = f"mosquitto.conf cannot hold paths with whitespace: {str(path)!r}"
             raise ValueError(msg)
     lines = [
         f"listener {port} {_HOST}",
+        *(tls.config_lines() if tls is not None else []),
         "allow_anonymous false",
         f"password_file {password_file}",
         *([f"acl_file {acl_file}"] if acl_file is not None else []),
@@ -116,6 +164,14 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
+def _probe_context() -> ssl.SSLContext:
+    # The readiness probe checks that our own broker answers, not whom it claims to be.
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -143,6 +199,8 @@ class Mosquitto:
         users: Mapping[str, str],
         port: int | None = None,
         acl: str | None = None,
+        tls: TlsListener | None = None,
+        credentials: Path | None = None,
     ) -> None:
         """Configure the broker; nothing runs until `start`.
 
@@ -152,11 +210,17 @@ class Mosquitto:
             users: Username to plaintext password; hashed into the password file.
             port: TCP port on 127.0.0.1, or None to pick a free one at the first start.
             acl: Optional ACL file content (``user``/``topic``/``pattern`` lines).
+            tls: Makes the listener TLS-only (`url` is then ``mqtts://``); None: plain TCP.
+            credentials: A credentials directory (`broker.credentials`) whose password and
+                ACL files Mosquitto reads in place, as in production; `users` and `acl` are
+                then not written.
         """
         self._workdir = workdir
         self._users = dict(users)
         self._port = port
         self._acl = acl
+        self._tls = tls
+        self._credentials = None if credentials is None else credentials.resolve()
         self._process: asyncio.subprocess.Process | None = None
         self._stderr: IO[bytes] | None = None
 
@@ -179,8 +243,13 @@ class Mosquitto:
 
     @property
     def url(self) -> str:
-        """``mqtt://127.0.0.1:port``, without credentials."""
-        return f"mqtt://{_HOST}:{self.port}"
+        """``mqtt://127.0.0.1:port`` (``mqtts://`` with TLS), without credentials."""
+        return f"{'mqtts' if self._tls is not None else 'mqtt'}://{_HOST}:{self.port}"
+
+    @property
+    def tls(self) -> TlsListener | None:
+        """The TLS settings of the listener; None when it is plain TCP."""
+        return self._tls
 
     @property
     def workdir(self) -> Path:
@@ -254,17 +323,24 @@ class Mosquitto:
 
     def _write_files(self, port: int) -> Path:
         password_file = self._workdir / "passwd"
-        write_password_file(
-            password_file, {user: hash_password(pw) for user, pw in self._users.items()}
-        )
         acl_file = None
+        if self._credentials is not None:
+            password_file, acl_file = self._credentials / PASSWD, self._credentials / ACL
+        else:
+            write_password_file(
+                password_file, {user: hash_password(pw) for user, pw in self._users.items()}
+            )
         if self._acl is not None:
             acl_file = self._workdir / "acl"
             acl_file.write_text(self._acl, encoding="utf-8")
         conf = self._workdir / "mosquitto.conf"
         conf.write_text(
             render_config(
-                port=port, workdir=self._workdir, password_file=password_file, acl_file=acl_file
+                port=port,
+                workdir=self._workdir,
+                password_file=password_file,
+                acl_file=acl_file,
+                tls=self._tls,
             ),
             encoding="utf-8",
         )
@@ -281,17 +357,33 @@ class Mosquitto:
                     if process.returncode is not None:
                         msg = f"Mosquitto exited with code {process.returncode} during startup"
                         raise MosquittoError(self._with_logs(msg))
-                    try:
-                        _, writer = await asyncio.open_connection(_HOST, port)
-                    except OSError:
-                        await asyncio.sleep(_POLL_INTERVAL_S)
-                        continue
-                    writer.close()
-                    await writer.wait_closed()
-                    return
+                    if await self._answers(port):
+                        return
+                    await asyncio.sleep(_POLL_INTERVAL_S)
         except TimeoutError:
             msg = f"Mosquitto did not listen on {_HOST}:{port} within {_READY_TIMEOUT_S:g} s"
             raise MosquittoError(self._with_logs(msg)) from None
+
+    async def _answers(self, port: int) -> bool:
+        """Whether the listener is up: it takes a TCP connection (and, with TLS, a handshake).
+
+        A TLS listener logs a connection closed before its handshake as an OpenSSL error; one
+        closed after it as a client that "closed its connection". When a client certificate is
+        required the probe, having none, is refused: the refusal proves the listener is up too.
+        """
+        try:
+            _, writer = await asyncio.open_connection(_HOST, port)
+        except OSError:
+            return False
+        try:
+            if self._tls is not None:
+                with contextlib.suppress(OSError):  # ssl.SSLError is one
+                    await writer.start_tls(_probe_context())
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        return True
 
     def _with_logs(self, message: str) -> str:
         parts = [message]

@@ -6,7 +6,8 @@ import math
 import random
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 from broker.bus import Bus
@@ -20,6 +21,7 @@ from firmware_sim.clock import Clock, ScaledClock
 from firmware_sim.energy import EnergyModel
 from firmware_sim.failures import FailurePlan
 from firmware_sim.geo import random_within
+from firmware_sim.ground_crew import GroundCrew
 from firmware_sim.simulator import Simulator
 from firmware_sim.vehicle import SimVehicle
 
@@ -45,6 +47,9 @@ class FleetConfig:
     max_payload_kg: float = 2.5
     telemetry_hz: float = 1.0
     fc: str = "sim"  # or "mavlink:CONNECTION" (docs/mavlink.md)
+    sim_epoch: datetime | None = None  # see `ScaledClock.anchored`
+    passwords: dict[str, str] = field(default_factory=dict, repr=False)
+    """Drone id -> its own MQTT password (`murmur sim --password-dir`), instead of the URL's."""
 
 
 def fleet_config(
@@ -57,6 +62,7 @@ def fleet_config(
     telemetry_hz: float,
     drone_ids: list[str],
     fc: str = "sim",
+    sim_epoch: datetime | None = None,
 ) -> FleetConfig:
     """Check every setting and report every problem at once."""
     problems: list[str] = []
@@ -94,6 +100,7 @@ def fleet_config(
         max_payload_kg=max_payload_kg,
         telemetry_hz=telemetry_hz,
         fc=fc,
+        sim_epoch=sim_epoch,
     )
 
 
@@ -149,7 +156,7 @@ def build_agent(
     config.state_dir.mkdir(parents=True, exist_ok=True)
     bus = Bus(
         component=drone_id,
-        url=config.broker,
+        url=drone_login(config, drone_id),
         db=open_database(config.state_dir / f"{drone_id}.db"),
         client_id=f"drone-{drone_id}",
         source=f"/drones/{drone_id}",
@@ -161,6 +168,20 @@ def build_agent(
         telemetry_hz=config.telemetry_hz,
     )
     return DroneAgent(settings=settings, bus=bus, fc=fc, clock=clock, energy=EnergyModel())
+
+
+def drone_login(config: FleetConfig, drone_id: str) -> BrokerUrl:
+    """The broker URL a drone connects with: logged in as itself, unless the URL names a user.
+
+    A drone's login is its drone id, which the ACL binds its topics to (docs/security.md); its
+    password is its own if the fleet has one for it, else the URL's.
+    """
+    url = config.broker
+    if url.username is None:
+        url = replace(url, username=drone_id)
+    if drone_id in config.passwords:
+        url = replace(url, password=config.passwords[drone_id])
+    return url
 
 
 def spread_homes(center: Location, count: int, *, spread_km: float, seed: int) -> list[Location]:
@@ -183,8 +204,10 @@ async def run_fleet(
     on that port + *i*) and the agent's MAVLink adapter. With "mavlink:CONNECTION" (one
     drone) the agent flies the flight controller at the other end of that connection.
     """
-    clock = ScaledClock(config.speedup)
+    clock = ScaledClock.anchored(config.speedup, config.sim_epoch)
     simulator = Simulator(clock)
+    # The people at the pads swap batteries, or a simulated fleet runs dry after a few jobs.
+    simulator.on_tick(GroundCrew(clock))
     async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as tasks:
         if config.fc.startswith("mavlink:"):
             from drone_agent.mavlink import MavlinkFlightController  # noqa: PLC0415

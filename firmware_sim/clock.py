@@ -49,6 +49,19 @@ class ScaledClock:
         self._start = start if start is not None else datetime.now(UTC)
         self._origin = time.monotonic()
 
+    @classmethod
+    def anchored(cls, speedup: float, epoch: datetime | None) -> "ScaledClock":
+        """A clock on which simulated and real time coincided at `epoch`.
+
+        Every process given the same epoch reads the same simulated time, whenever it starts:
+        the processes of one simulated run agree, and one restarted mid-run carries on where it
+        was instead of going back to the real time. None: the epoch is now (a fresh clock).
+        """
+        if epoch is None:
+            return cls(speedup)
+        elapsed = datetime.now(UTC) - epoch
+        return cls(speedup, start=epoch + elapsed * speedup)
+
     def now(self) -> datetime:
         """Simulated wall time: the start plus the simulated seconds elapsed."""
         return self._start + timedelta(seconds=self.monotonic())

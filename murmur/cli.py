@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from contracts import DEFAULT_ROOT
-from murmur.config import add_config_option, report
+from murmur.config import add_config_option, instant, report
 from murmur.connection import add_connection_options, broker_url
+from murmur.creds import add_creds_command
 
 Command = Callable[[argparse.Namespace], int]
 INTERRUPTED = 130  # the shell's exit code for a process ended by Ctrl-C
@@ -31,14 +32,34 @@ def _contract(args: argparse.Namespace) -> int:
 
 
 def _broker(args: argparse.Namespace) -> int:
-    from broker.amqtt_server import PortInUseError, serve  # noqa: PLC0415 - lazy by design
+    from broker.amqtt_server import PortInUseError, is_loopback, serve  # noqa: PLC0415 - lazy
+    from broker.credentials import CredentialsError, read_credentials  # noqa: PLC0415
 
-    if args.credentials is not None and not args.credentials.is_file():
-        print(f"murmur broker: --credentials {args.credentials}: no such file", file=sys.stderr)
-        return 2
-    print(f"murmur broker: embedded amqtt broker on mqtt://{args.host}:{args.port} (Ctrl-C stops)")
+    create = "create logins with `murmur creds add LOGIN --role ROLE --credentials DIR`"
+    password_file, roles = None, None
+    if args.credentials is not None:
+        try:
+            credentials = read_credentials(args.credentials)
+        except CredentialsError as exc:
+            return _problems("broker", [f"--credentials: {exc}"])
+        if not credentials.roles:
+            return _problems("broker", [f"--credentials: {args.credentials}: no logins; {create}"])
+        password_file, roles = credentials.password_file, credentials.roles
+        mode = f"{len(roles)} login{'s' if len(roles) > 1 else ''} from {args.credentials}"
+    elif is_loopback(args.host):
+        mode = "development mode: any user name, any topic"
+    else:
+        why = (
+            f"--host {args.host}: other machines could connect, so it needs --credentials DIR, "
+            f"the passwords and topic rights of every login; {create} (docs/security.md)"
+        )
+        return _problems("broker", [why])
+    where = f"[{args.host}]" if ":" in args.host else args.host
+    print(
+        f"murmur broker: embedded amqtt broker on mqtt://{where}:{args.port} ({mode}; Ctrl-C stops)"
+    )
     try:
-        asyncio.run(serve(host=args.host, port=args.port, password_file=args.credentials))
+        asyncio.run(serve(host=args.host, port=args.port, password_file=password_file, roles=roles))
     except PortInUseError as exc:
         print(f"murmur broker: {exc}", file=sys.stderr)
         return 1
@@ -82,6 +103,7 @@ def _fleet(
             telemetry_hz=args.telemetry_hz,
             drone_ids=drone_ids,
             fc=getattr(args, "fc", "sim"),
+            sim_epoch=args.sim_epoch,
         )
     except ConfigError as exc:
         problems.extend(exc.problems)
@@ -107,6 +129,8 @@ def _agent(args: argparse.Namespace) -> int:
 
 
 def _sim(args: argparse.Namespace) -> int:
+    from dataclasses import replace  # noqa: PLC0415
+
     from drone_agent.main import run_fleet, spread_homes  # noqa: PLC0415 - lazy by design
 
     drones = args.drones or 0  # None: missing, which layering reported
@@ -117,9 +141,11 @@ def _sim(args: argparse.Namespace) -> int:
             f"got {args.mavlink_port}"
         )
     ids = [f"d-{i:03d}" for i in range(1, drones + 1)]
+    passwords = _drone_passwords(args, ids, problems)
     config = _fleet(args, ids, problems)
     if config is None:
         return 2
+    config = replace(config, passwords=passwords)
     homes = spread_homes(config.home, len(ids), spread_km=args.spread_km, seed=args.seed)
     if args.mavlink:
         print(
@@ -136,6 +162,41 @@ def _sim(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _drone_passwords(
+    args: argparse.Namespace, ids: list[str], problems: list[str]
+) -> dict[str, str]:
+    """Each drone's own password, from `--password-dir`: the first line of DIR/<drone id>."""
+    from broker.credentials import CredentialsError, read_secret  # noqa: PLC0415
+    from broker.url import BrokerUrl, BrokerUrlError  # noqa: PLC0415
+
+    directory: Path | None = args.password_dir
+    if directory is None:
+        return {}
+    url = None
+    with contextlib.suppress(BrokerUrlError):  # a bad URL is reported with the fleet's settings
+        url = BrokerUrl.parse(args.broker or "")
+    if args.username or (url is not None and url.username):
+        problems.append(
+            "--password-dir: each drone logs in as itself, with its drone id; "
+            "drop --username and the broker URL's user name"
+        )
+    if args.password_file or (url is not None and url.password):
+        problems.append(
+            "--password-dir: each drone has a password of its own; "
+            "drop --password-file and the broker URL's password"
+        )
+    if not directory.is_dir():
+        problems.append(f"--password-dir: {directory}: no such directory")
+        return {}
+    passwords = {}
+    for drone_id in ids:
+        try:
+            passwords[drone_id] = read_secret(directory / drone_id)
+        except CredentialsError as exc:
+            problems.append(f"--password-dir: {exc}")
+    return passwords
 
 
 def _problems(command: str, problems: list[str]) -> int:
@@ -197,7 +258,7 @@ def _service(args: argparse.Namespace) -> int:
         args.service,
         broker=url,
         db_path=args.db,
-        clock=ScaledClock(args.speedup),
+        clock=ScaledClock.anchored(args.speedup, args.sim_epoch),
         settings=settings,
         root=args.root,
     )
@@ -528,6 +589,7 @@ def _add_fleet_options(command: argparse.ArgumentParser, *, state_dir: str) -> N
     add_connection_options(command)
     command.add_argument("--home", default="47.3769,8.5417", help="LAT,LON (default Zurich)")
     command.add_argument("--speedup", type=float, default=1.0, help="simulated time factor")
+    _add_sim_epoch(command)
     command.add_argument(
         "--max-payload-kg", type=float, default=2.5, help="heaviest package carried (kg)"
     )
@@ -536,6 +598,17 @@ def _add_fleet_options(command: argparse.ArgumentParser, *, state_dir: str) -> N
     )
     command.add_argument(
         "--state-dir", type=Path, default=Path(state_dir), help="SQLite files (default %(default)s)"
+    )
+
+
+def _add_sim_epoch(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--sim-epoch",
+        type=instant,
+        metavar="TIME",
+        help="with --speedup: when simulated and real time coincided (ISO 8601 with a zone); "
+        "processes of one simulated run given the same epoch agree on the time, and a restarted "
+        "one carries on (default: when this process starts)",
     )
 
 
@@ -566,8 +639,10 @@ def _parser() -> argparse.ArgumentParser:
     broker.add_argument(
         "--credentials",
         type=Path,
-        help="Mosquitto-format password file; without it any client that sends a username "
-        "is let in (development only)",
+        metavar="DIR",
+        help="credentials directory (`murmur creds`): passwords checked, topic rights enforced; "
+        "required unless --host is loopback, where without it any user name is let in to any "
+        "topic (development only)",
     )
     broker.set_defaults(run=_broker)
 
@@ -597,11 +672,19 @@ def _parser() -> argparse.ArgumentParser:
         "--mavlink-port", type=int, default=14580, help="vehicle i's endpoint is this port + i"
     )
     _add_fleet_options(sim, state_dir="var/sim")
+    sim.add_argument(
+        "--password-dir",
+        type=Path,
+        metavar="DIR",
+        help="each drone's own MQTT password: the first line of DIR/<drone id> (it logs in with "
+        "its drone id)",
+    )
     add_config_option(sim, example="sim.toml", reports=True)
     sim.set_defaults(run=_sim)
 
     _add_cloud_commands(commands)
     _add_operator_commands(commands)
+    add_creds_command(commands)
     return parser
 
 
@@ -617,6 +700,7 @@ def _add_service_command(commands: Any) -> None:  # noqa: ANN401 - argparse's pr
     service.add_argument(
         "--speedup", type=float, default=1.0, help="clock factor, to match a simulated fleet"
     )
+    _add_sim_epoch(service)
     service.add_argument("--max-weight-kg", type=float, default=2.5, help="package: heaviest")
     service.add_argument("--sizes", default="small,medium", help="package: sizes carried")
     service.add_argument(

@@ -22,13 +22,31 @@ import shlex
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 ENV_PREFIX = "MURMUR_"
 CONFIG_DEST = "config"
 _NOT_SETTINGS = frozenset({"help", "version", CONFIG_DEST})
-_KINDS: dict[Any, str] = {float: "a number", int: "an integer", Path: "a path", str: "a string"}
+
+
+def instant(text: str) -> datetime:
+    """An option's type: an ISO 8601 time with its zone (`2026-01-01T00:00:00Z`)."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        msg = f"{text!r} has no time zone"
+        raise ValueError(msg)
+    return value
+
+
+_KINDS: dict[Any, str] = {
+    float: "a number",
+    int: "an integer",
+    Path: "a path",
+    str: "a string",
+    instant: "an ISO 8601 time with a zone, like 2026-01-01T00:00:00Z",
+}
 
 
 @dataclass(frozen=True)

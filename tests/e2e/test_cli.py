@@ -9,7 +9,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from broker.passwords import hash_password, write_password_file
+from broker.credentials import add_login
 
 pytestmark = pytest.mark.e2e
 
@@ -63,10 +63,10 @@ async def test_murmur_broker_on_a_taken_port_says_which_port_and_which_flag() ->
 
 
 async def test_murmur_broker_with_credentials_lets_in_only_known_users(tmp_path: Path) -> None:
-    passwords = tmp_path / "passwd"
-    write_password_file(passwords, {"ops": hash_password("s3cret")})
+    credentials = tmp_path / "credentials"
+    add_login(credentials, "ops", role="operator", password="s3cret")
     port = free_port()
-    proc = await murmur("broker", "--port", str(port), "--credentials", str(passwords))
+    proc = await murmur("broker", "--port", str(port), "--credentials", str(credentials))
     try:
         await connect_with_retry(port, username="ops", password="s3cret", identifier="cli-ok")
         with pytest.raises(aiomqtt.MqttError):

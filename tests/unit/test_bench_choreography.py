@@ -1,12 +1,9 @@
 """The pure helpers of the choreography benchmark: percentiles, counters, the shared clock."""
 
-import time
-
 import pytest
 
 from benchmarks.choreography import (
     Watch,
-    anchored_clock,
     latency_summary,
     per_second,
     stats_delta,
@@ -74,17 +71,6 @@ def test_a_rate_is_sustained_when_all_are_assigned_within_the_p99_limit(
     expected: bool,  # noqa: FBT001
 ) -> None:
     assert sustainable(offered, assigned, p99_s) is expected
-
-
-def test_clocks_anchored_alike_agree_whenever_they_are_made() -> None:
-    anchor = time.time() - 3.0  # three real seconds ago
-    first = anchored_clock(200.0, anchor)
-    time.sleep(0.05)
-    second = anchored_clock(200.0, anchor)
-
-    # 10 simulated seconds per 50 real ms: unanchored clocks would differ by about that.
-    assert abs((first.now() - second.now()).total_seconds()) < 1.0
-    assert first.speedup == second.speedup == 200.0
 
 
 def test_the_watch_keeps_the_first_sighting_of_each_assignment_and_delivery() -> None:

@@ -1,6 +1,6 @@
 import asyncio
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -74,3 +74,12 @@ async def test_a_non_positive_sleep_returns_at_once() -> None:
     clock = ManualClock()
     await clock.sleep(0.0)
     assert clock.sleepers == 0
+
+
+def test_clocks_anchored_on_one_epoch_agree_whenever_they_are_made() -> None:
+    epoch = datetime.now(UTC) - timedelta(seconds=10)
+    first = ScaledClock.anchored(100.0, epoch)
+    later = ScaledClock.anchored(100.0, epoch)  # a process (re)started after the first
+    # Ten real seconds after the epoch at x100: a thousand simulated seconds on both.
+    assert abs((first.now() - epoch).total_seconds() - 1_000) < 5
+    assert abs((later.now() - first.now()).total_seconds()) < 1

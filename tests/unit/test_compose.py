@@ -6,6 +6,8 @@ the repository) applied by the real config loader.
 """
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,9 @@ MURMUR = sorted(
     if service.get("build", {}).get("dockerfile") == DOCKERFILE
 )
 
-# Commands the lead's branch adds; strict xfail turns red once they parse: then drop the entry.
+# Written by deploy/credentials.sh, never committed: the compose file refers to them all the same.
+GENERATED = ("deploy/credentials", "deploy/secrets/")
+SCRIPT = REPO / "deploy/credentials.sh"
 
 
 def test_the_system_has_its_parts() -> None:
@@ -34,14 +38,36 @@ def test_the_system_has_its_parts() -> None:
     assert SERVICES["mosquitto"]["image"] == "eclipse-mosquitto:2"
 
 
-def bind_mounts(service: dict[str, Any]) -> dict[str, Path]:
-    """Container path to repository file of each bind mount (`./host:/container[:ro]`)."""
-    mounts = {}
+def volumes(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """Source and target of each volume, short (`source:target[:ro]`) or long syntax."""
+    pairs = []
     for volume in service.get("volumes", []):
-        source, target, *_ = volume.split(":")
-        if source.startswith((".", "/")):
-            mounts[target] = (REPO / source).resolve()
-    return mounts
+        if isinstance(volume, dict):
+            pairs.append((str(volume["source"]), str(volume["target"])))
+        else:
+            source, target, *_ = volume.split(":")
+            pairs.append((source, target))
+    return pairs
+
+
+def bind_mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """Container path to repository path of each bind mount."""
+    return {
+        target: (REPO / source).resolve()
+        for source, target in volumes(service)
+        if source.startswith((".", "/"))
+    }
+
+
+def generated(path: Path) -> bool:
+    relative = path.resolve().relative_to(REPO).as_posix()
+    return relative.startswith(GENERATED)
+
+
+def script_logins() -> dict[str, tuple[str, str]]:
+    """Login -> (role, secret file under deploy/secrets/) of each `add` in the script."""
+    adds = re.findall(r"(?m)^add ([\w-]+) (\w+) ([\w/-]+)$", SCRIPT.read_text())
+    return {login: (role, secret) for login, role, secret in adds}
 
 
 def command_of(name: str) -> list[str]:
@@ -74,11 +100,31 @@ def test_every_file_the_compose_file_refers_to_exists() -> None:
             context = REPO / build["context"]
             assert (context / build["dockerfile"]).is_file(), name
         for target, source in bind_mounts(service).items():
-            assert source.is_file(), f"{name}: {source} (mounted on {target}) is missing"
+            if not generated(source):
+                assert source.exists(), f"{name}: {source} (mounted on {target}) is missing"
         for env_file in service.get("env_file", []):
             assert (REPO / env_file).is_file(), f"{name}: env_file {env_file} is missing"
-    for secret in COMPOSE.get("secrets", {}).values():
-        assert (REPO / secret["file"]).is_file()
+    for secret in COMPOSE["secrets"].values():
+        assert generated(REPO / secret["file"]), f"{secret['file']}: a committed password"
+
+
+def test_no_password_is_committed_and_the_generated_ones_are_ignored() -> None:
+    git = shutil.which("git")
+    if git is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = subprocess.run(
+        [git, "ls-files", "deploy/secrets", "deploy/credentials"],
+        cwd=REPO, check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    assert [f for f in tracked if (REPO / f).exists()] == ["deploy/secrets/README.md"]
+    paths = [secret["file"] for secret in COMPOSE["secrets"].values()]
+    paths += [str(p) for s in SERVICES.values() for p in bind_mounts(s).values() if generated(p)]
+    paths += ["deploy/secrets/drones/d-001", "credentials/passwd"]  # `murmur creds`' default dir
+    for path in paths:
+        ignored = subprocess.run(
+            [git, "check-ignore", "--no-index", "-q", path], cwd=REPO, check=False
+        )
+        assert ignored.returncode == 0, f"{path} is not git-ignored"
 
 
 def test_the_dockerfile_copies_only_what_exists_and_installs_the_package() -> None:
@@ -97,16 +143,14 @@ def test_the_dockerfile_copies_only_what_exists_and_installs_the_package() -> No
 
 
 def test_each_cloud_service_keeps_its_sqlite_file_on_a_volume_of_its_own() -> None:
-    volumes = set(COMPOSE["volumes"])
+    named_volumes = set(COMPOSE["volumes"])
     seen: set[str] = set()
     for name in ("package", "scheduler", "delivery", "fleet"):
-        named = [v.split(":")[0] for v in SERVICES[name]["volumes"] if v.split(":")[0] in volumes]
+        named = [(s, t) for s, t in volumes(SERVICES[name]) if s in named_volumes]
         assert len(named) == 1, name
-        assert named[0] not in seen, f"{name} shares {named[0]}"
-        seen.add(named[0])
-        [mounted_on] = [
-            v.split(":")[1] for v in SERVICES[name]["volumes"] if v.startswith(named[0])
-        ]
+        [(volume, mounted_on)] = named
+        assert volume not in seen, f"{name} shares {volume}"
+        seen.add(volume)
         command = command_of(name)
         if "--db" in command:
             assert command[command.index("--db") + 1].startswith(mounted_on + "/"), name
@@ -121,16 +165,23 @@ def test_the_broker_wiring_agrees_with_mosquitto_conf() -> None:
     assert conf["allow_anonymous"] == "false"
     assert conf["persistence"] == "true"
     assert conf["listener"] == "1883"
-    mosquitto, passwd = SERVICES["mosquitto"], SERVICES["mosquitto-passwd"]
-    # The password file the one-shot service writes is the one Mosquitto reads.
-    assert conf["password_file"] in " ".join(passwd["command"])
+    mosquitto, copier = SERVICES["mosquitto"], SERVICES["mosquitto-credentials"]
+    # The one-shot service copies both files of the credentials directory to where Mosquitto
+    # reads them, a volume both mount.
     auth = str(Path(conf["password_file"]).parent)
-    assert any(v.endswith(f":{auth}") for v in passwd["volumes"])
-    assert any(v.endswith(f":{auth}") for v in mosquitto["volumes"])
-    assert any(
-        v.endswith(f":{conf['persistence_location'].rstrip('/')}") for v in mosquitto["volumes"]
-    )
-    assert mosquitto["depends_on"]["mosquitto-passwd"]["condition"] == (
+    assert Path(conf["acl_file"]).parent == Path(auth)
+    script = " ".join(copier["command"])
+    assert "for file in passwd acl" in script
+    assert f"mv {auth}/.$$file.new {auth}/$$file" in script
+    assert ("mosquitto-auth", auth) in volumes(copier)
+    assert ("mosquitto-auth", auth) in volumes(mosquitto)
+    [credentials] = [v for v in copier["volumes"] if isinstance(v, dict)]
+    assert credentials["source"] == "./deploy/credentials"
+    assert f"{credentials['target']}/$$file" in script
+    assert credentials["read_only"] is True
+    assert credentials["bind"]["create_host_path"] is False  # missing: fail, not an empty dir
+    assert ("mosquitto-data", conf["persistence_location"].rstrip("/")) in volumes(mosquitto)
+    assert mosquitto["depends_on"]["mosquitto-credentials"]["condition"] == (
         "service_completed_successfully"
     )
     assert mosquitto["ports"] == ["127.0.0.1:1883:1883"]  # not on every interface
@@ -138,8 +189,50 @@ def test_the_broker_wiring_agrees_with_mosquitto_conf() -> None:
         assert SERVICES[name]["depends_on"]["mosquitto"]["condition"] == "service_healthy"
         environment = SERVICES[name]["environment"]
         assert environment["MURMUR_BROKER"] == f"mqtt://mosquitto:{conf['listener']}"
-        assert environment["MURMUR_PASSWORD_FILE"] == "/run/secrets/mqtt_password"
-        assert "mqtt_password" in SERVICES[name]["secrets"]
+
+
+def test_the_broker_is_healthy_once_a_login_of_the_script_gets_in() -> None:
+    mosquitto = SERVICES["mosquitto"]
+    check = " ".join(mosquitto["healthcheck"]["test"][1:])
+    login = re.search(r"-u (\S+) -P \"\$\$\(head -n 1 /run/secrets/(\w+)\)\"", check)
+    assert login is not None
+    assert login[1] in script_logins()
+    assert login[2] in mosquitto["secrets"]
+    assert (
+        COMPOSE["secrets"][login[2]]["file"] == f"./deploy/secrets/{script_logins()[login[1]][1]}"
+    )
+
+
+def test_each_container_logs_in_as_itself_with_its_own_secret() -> None:
+    logins = script_logins()
+    roles = {"package": "package", "scheduler": "scheduler", "delivery": "delivery"}
+    roles |= {"ingestion": "client", "monitor": "monitor"}
+    seen = set()
+    for name in set(MURMUR) - {"fleet"}:
+        environment = SERVICES[name]["environment"]
+        login = environment["MURMUR_USERNAME"]
+        assert logins[login][0] == roles[name], name
+        [secret] = SERVICES[name]["secrets"]
+        assert environment["MURMUR_PASSWORD_FILE"] == f"/run/secrets/{secret}"
+        assert COMPOSE["secrets"][secret]["file"] == f"./deploy/secrets/{logins[login][1]}"
+        assert secret not in seen, f"{name} shares {secret}"
+        seen.add(secret)
+
+
+def test_the_fleets_drones_log_in_as_themselves_with_the_scripts_secrets() -> None:
+    fleet = SERVICES["fleet"]
+    assert "MURMUR_USERNAME" not in fleet["environment"]
+    assert "MURMUR_PASSWORD_FILE" not in fleet["environment"]
+    assert "secrets" not in fleet
+    command = command_of("fleet")
+    password_dir = command[command.index("--password-dir") + 1]
+    [drones] = [v for v in fleet["volumes"] if isinstance(v, dict)]
+    assert (drones["source"], drones["target"]) == ("./deploy/secrets/drones", password_dir)
+    assert drones["read_only"] is True
+    assert drones["bind"]["create_host_path"] is False
+    # The script creates one drone login per drone of sim.toml, its secret in that directory.
+    assert 'add "$id" drone "drones/$id"' in SCRIPT.read_text()
+    assert "deploy/murmur/sim.toml" in SCRIPT.read_text()
 
 
 def test_ingestion_listens_on_the_published_port() -> None:
