@@ -159,6 +159,19 @@ class DroneAgent:
             )
             return
         self.store.update(job.job_id, outcome="cancelled", phase=JobPhase.RETURNING)
+        # The answer the scheduler waits for before giving the delivery to another drone: this
+        # one ended the job without the package (a refusal above says it has it).
+        out.emit(
+            JobFailed(
+                **_ids(job),
+                reason=f"cancelled: {cancel.reason}"[:500],
+                package_state=job.package,
+                location=self.fc.state().position,
+            ),
+            correlationid=job.offer.delivery_id,
+            causationid=event.id,
+            sequence=self.store.next_sequence(job.job_id),
+        )
         asyncio.get_running_loop().call_soon(self._start_flight)
 
     def _on_command(self, event: Envelope[Any], _: Outbox) -> None:

@@ -297,9 +297,17 @@ class DeliveryService:
         self._job_over(tracked, event, out, reason=f"drone {failure.drone_id}: {failure.reason}")
 
     def _on_job_cancelled(self, event: Envelope[Any], out: Outbox) -> None:
-        """The scheduler withdrew the current job (a step timeout)."""
+        """The scheduler withdrew the current job (a step timeout).
+
+        Before pickup the job is not over yet: the scheduler waits for the drone's answer (it
+        may have picked the package up while silent), and so does the client's status.
+        """
         tracked = self._current(event, out)
-        if tracked is not None and tracked.stage not in TERMINAL_STAGES:
+        if (
+            tracked is not None
+            and tracked.stage not in TERMINAL_STAGES
+            and tracked.stage not in BEFORE_PICKUP
+        ):
             self._job_over(tracked, event, out, reason=f"job withdrawn: {event.data.reason}")
 
     def _job_over(

@@ -126,7 +126,7 @@ class SchedulerService:
         if booking is None:
             self.store.close_unseen(delivery_id, Plan.CLOSED, reason, now=self._now())
             return
-        if booking.picked_up or booking.plan not in (Plan.WAITING, Plan.OFFERED, Plan.ASSIGNED):
+        if booking.picked_up or booking.plan not in _BEFORE_PICKUP:
             return  # past the pivot, or over: not the scheduler's to undo
         self.store.update_booking(delivery_id, plan=Plan.CLOSED, reason=reason)
         job = self.store.job(booking.job_id) if booking.job_id else None
@@ -172,11 +172,13 @@ class SchedulerService:
 
     def _give_up(self, booking: Booking, out: Outbox, *, cause: str | None = None) -> None:
         self.store.update_booking(booking.delivery_id, plan=Plan.UNASSIGNABLE)
+        reason = (
+            "its drone went silent before pickup and never answered the cancellation"
+            if booking.plan is Plan.WITHDRAWING
+            else "no drone took the delivery before its deadline"
+        )
         out.emit(
-            DeliveryUnassignable(
-                delivery_id=booking.delivery_id,
-                reason="no drone took the delivery before its deadline",
-            ),
+            DeliveryUnassignable(delivery_id=booking.delivery_id, reason=reason),
             correlationid=booking.delivery_id,
             causationid=cause or booking.request_event_id,
         )
@@ -290,17 +292,19 @@ class SchedulerService:
 
     def _on_succeeded(self, event: Envelope[Any], out: Outbox) -> None:
         job = self._job_of(event, out)
-        if job is None or job.state not in (JobState.ACCEPTED, JobState.IN_PROGRESS):
+        if job is None or not self._answerable(job):
             return
-        self.store.set_job(job.job_id, JobState.SUCCEEDED)
+        if job.state in _LIVE:
+            self.store.set_job(job.job_id, JobState.SUCCEEDED)
         self.store.update_booking(job.delivery_id, plan=Plan.DONE, picked_up=1)
 
     def _on_failed(self, event: Envelope[Any], out: Outbox) -> None:
         failure: JobFailed = event.data
         job = self._job_of(event, out)
-        if job is None or job.state not in (JobState.ACCEPTED, JobState.IN_PROGRESS):
+        if job is None or not self._answerable(job):
             return
-        self.store.set_job(job.job_id, JobState.FAILED)
+        if job.state in _LIVE:
+            self.store.set_job(job.job_id, JobState.FAILED)
         if failure.package_state is PackageState.NOT_LOADED:
             self._reopen(job, out)
         elif failure.package_state is PackageState.ON_BOARD:
@@ -308,8 +312,29 @@ class SchedulerService:
 
     def _on_cancel_refused(self, event: Envelope[Any], out: Outbox) -> None:
         job = self._job_of(event, out)
-        if job is not None:
-            self.store.update_booking(job.delivery_id, picked_up=1)
+        booking = None if job is None else self.store.booking(job.delivery_id)
+        if job is None or booking is None or booking.job_id != job.job_id:
+            return  # a refusal about a job the delivery no longer has changes nothing
+        self.store.update_booking(job.delivery_id, picked_up=1)
+        if booking.plan is Plan.WITHDRAWING:
+            # The silent drone has the package: the job is its again, its step timer restarted.
+            self.store.update_booking(job.delivery_id, plan=Plan.ASSIGNED)
+            self.store.set_job(job.job_id, JobState.IN_PROGRESS, progress_at=self._now())
+
+    def _answerable(self, job: JobRow) -> bool:
+        """Whether the drone's word on this job still decides.
+
+        It does while the job is open, and after a step timeout while the delivery waits for
+        the drone to say where the package is.
+        """
+        if job.state in _LIVE:
+            return True
+        booking = self.store.booking(job.delivery_id)
+        return (
+            booking is not None
+            and booking.plan is Plan.WITHDRAWING
+            and booking.job_id == job.job_id
+        )
 
     # --- the fleet -----------------------------------------------------------------------------
 
@@ -338,7 +363,9 @@ class SchedulerService:
     def tick(self, out: Outbox) -> None:
         """Expire unanswered offers, time out stalled jobs, retry waiting deliveries."""
         now = self._now()
-        for late in self.store.overdue(now):
+        # A batch per tick, not one transaction holding every row of a burst that expires at
+        # once; the rest go at the next ticks.
+        for late in self.store.overdue(now, _WAITING_BATCH):
             self._give_up(late, out)
         # The drone refuses an offer past `answer_by` itself; the grace covers an accept
         # sent just in time and still on its way.
@@ -351,9 +378,11 @@ class SchedulerService:
             self._cancel(job, JobState.TIMED_OUT, f"timed out: no progress for {limit:g} s", out)
             if booking is not None and booking.picked_up:
                 self.store.update_booking(job.delivery_id, plan=Plan.FAILED)
-            else:
-                self._reopen(job, out)
+            elif booking is not None and booking.job_id == job.job_id:
+                self.store.update_booking(job.delivery_id, plan=Plan.WITHDRAWING)
         self._place_waiting(out)
 
 
 _OVER = frozenset({Plan.DONE, Plan.FAILED, Plan.CLOSED, Plan.UNASSIGNABLE})
+_LIVE = (JobState.ACCEPTED, JobState.IN_PROGRESS)
+_BEFORE_PICKUP = (Plan.WAITING, Plan.OFFERED, Plan.ASSIGNED, Plan.WITHDRAWING)

@@ -20,6 +20,9 @@ class Plan(StrEnum):
     WAITING = "waiting"  # for a free, able drone
     OFFERED = "offered"  # to one drone, answer pending
     ASSIGNED = "assigned"  # a drone accepted and flies it
+    # Its job timed out before pickup: it waits for the drone's answer to the cancellation,
+    # since a silent drone may have picked the package up meanwhile.
+    WITHDRAWING = "withdrawing"
     DONE = "done"
     FAILED = "failed"  # the job failed past pickup
     CLOSED = "closed"  # rejected package or cancelled before pickup
@@ -148,10 +151,14 @@ class SchedulerStore:
         ).fetchall()
         return [_booking(r) for r in rows]
 
-    def overdue(self, now: float) -> list[Booking]:
-        """Deliveries still waiting for a drone past their deadline."""
+    def overdue(self, now: float, limit: int) -> list[Booking]:
+        """Deliveries past their deadline still waiting for a drone or for a silent one.
+
+        At most `limit`, earliest deadline first: a burst expiring at once goes in batches.
+        """
         rows = self._db.execute(
-            f"{_BOOKING} WHERE plan = ? AND deadline < ?", [Plan.WAITING, now]
+            f"{_BOOKING} WHERE plan IN (?, ?) AND deadline < ? ORDER BY deadline LIMIT ?",
+            [Plan.WAITING, Plan.WITHDRAWING, now, limit],
         ).fetchall()
         return [_booking(r) for r in rows]
 
@@ -255,7 +262,9 @@ def _booking(row: tuple[Any, ...]) -> Booking:
     )
 
 
-@lru_cache(maxsize=4096)
+# Placements read the same first waiting deliveries again and again (`waiting`, at most 500 at
+# a time): twice that covers them, and a backlog of thousands does not fill memory with them.
+@lru_cache(maxsize=1024)
 def _request(text: str) -> DeliveryRequested:
     """A stored request, parsed once: waiting deliveries are read again at every placement."""
     return DeliveryRequested.model_validate_json(text)

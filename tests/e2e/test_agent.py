@@ -279,7 +279,11 @@ async def test_a_cancel_before_pickup_sends_the_drone_home_and_after_pickup_is_r
         [refused] = await probe.wait_for(JobCancellationRefused, of_job("job-2"))
         await probe.wait_for(JobSucceeded, of_job("job-2"))
     assert "on_board" in refused.reason
-    assert not [u for u in updates(probe, "job-1") if isinstance(u, (JobSucceeded, JobFailed))]
+    # The answer to the granted cancel: the job ended without the package, never delivered.
+    ended = [u for u in updates(probe, "job-1") if isinstance(u, (JobSucceeded, JobFailed))]
+    assert [(type(u), getattr(u, "package_state", None)) for u in ended] == [
+        (JobFailed, PackageState.NOT_LOADED)
+    ]
 
 
 async def test_a_cut_broker_link_mid_job_loses_nothing_and_keeps_the_order(

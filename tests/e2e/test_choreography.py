@@ -38,6 +38,7 @@ from contracts.events import (
     JobSucceeded,
     Link,
     PackageRejected,
+    PackageState,
     PackageStranded,
     TelemetryReported,
 )
@@ -266,24 +267,45 @@ def accept_and_go_silent(offer: JobOffered) -> Event:
     return JobAccepted(drone_id=offer.drone_id, job_id=offer.job_id, delivery_id=offer.delivery_id)
 
 
-async def answer_offers(client: aiomqtt.Client, answer: Answer) -> None:
+def confirm_cancel(cancel: JobCancelled) -> Event:
+    """What a drone without the package answers to a cancellation (as the agent does)."""
+    return JobFailed(
+        drone_id=cancel.drone_id,
+        job_id=cancel.job_id,
+        delivery_id=cancel.delivery_id,
+        reason=f"cancelled: {cancel.reason}",
+        package_state=PackageState.NOT_LOADED,
+    )
+
+
+async def answer_offers(
+    client: aiomqtt.Client, answer: Answer, on_cancel: Callable[[JobCancelled], Event] | None
+) -> None:
     async for message in client.messages:
-        offer = decode(str(message.topic), bytes(message.payload), root=ROOT).data
-        if not isinstance(offer, JobOffered):
-            continue  # amqtt replays other clients' retained topics on connect
-        await publish_as_drone(client, answer(offer), correlationid=offer.delivery_id)
+        event = decode(str(message.topic), bytes(message.payload), root=ROOT).data
+        if isinstance(event, JobOffered):
+            await publish_as_drone(client, answer(event), correlationid=event.delivery_id)
+        elif isinstance(event, JobCancelled) and on_cancel is not None:
+            await publish_as_drone(client, on_cancel(event), correlationid=event.delivery_id)
+        # anything else: amqtt replays other clients' retained topics on connect
 
 
 @asynccontextmanager
 async def fake_drones(
-    broker: TestBroker, drone_ids: list[str], answer: Answer
+    broker: TestBroker,
+    drone_ids: list[str],
+    answer: Answer,
+    *,
+    on_cancel: Callable[[JobCancelled], Event] | None = None,
 ) -> AsyncIterator[None]:
-    """Drones that look idle, able and alive, and answer every offer with `answer`."""
+    """Drones that look idle, able and alive, answer every offer with `answer` and every
+    cancellation with `on_cancel` (or never)."""
     async with broker.client(identifier="fake-drones") as client:
         await client.subscribe(f"{ROOT}/drones/+/jobs/+/offer", qos=1)
+        await client.subscribe(f"{ROOT}/drones/+/jobs/+/cancel", qos=1)
         tasks = [
             asyncio.create_task(report_alive(client, drone_ids)),
-            asyncio.create_task(answer_offers(client, answer)),
+            asyncio.create_task(answer_offers(client, answer, on_cancel)),
         ]
         try:
             yield
@@ -316,26 +338,51 @@ async def test_a_delivery_every_drone_refuses_is_unassignable_at_its_deadline(
     assert not probe.of(DroneAssigned)
 
 
-async def test_a_job_without_progress_times_out_and_the_delivery_is_rescheduled(
+async def test_a_job_without_progress_is_withdrawn_and_rescheduled_once_its_drone_answers(
     broker: TestBroker, tmp_path: Path
 ) -> None:
     settings = scheduler_settings(step_timeout_s=300)
     async with (
         probing(broker.url, [f"{ROOT}/#"]) as probe,
         running_system(broker.url, tmp_path, {}, scheduler=settings),
-        fake_drones(broker, ["f-1"], accept_and_go_silent),
+        fake_drones(broker, ["f-1", "f-2"], accept_and_go_silent, on_cancel=confirm_cancel),
     ):
         request = a_request()
         await send(broker.url, request)
         [assigned] = await probe.wait_for(DroneAssigned, timeout=WAIT_S)
         [withdrawn] = await probe.wait_for(JobCancelled, timeout=WAIT_S)
         rescheduled = await reached(probe, request.delivery_id, _S.RESCHEDULED)
+        offers = await probe.wait_for(JobOffered, count=2, timeout=WAIT_S)
 
     assert withdrawn.job_id == assigned.job_id
     assert withdrawn.reason.startswith("timed out")
     assert rescheduled.drone_id is None
     assert rescheduled.reason is not None
     assert "timed out" in rescheduled.reason
+    assert offers[1].drone_id != assigned.drone_id  # offered again, to the other drone
+
+
+async def test_a_drone_silent_since_it_accepted_keeps_its_delivery_until_the_deadline(
+    broker: TestBroker, tmp_path: Path
+) -> None:
+    # It may have picked the package up meanwhile: giving the delivery to another drone could
+    # deliver it twice. Without its answer the delivery ends at its deadline.
+    settings = scheduler_settings(step_timeout_s=300)
+    async with (
+        probing(broker.url, [f"{ROOT}/#"]) as probe,
+        running_system(broker.url, tmp_path, {}, scheduler=settings) as system,
+        fake_drones(broker, ["f-1", "f-2"], accept_and_go_silent),
+    ):
+        request = a_request(deadline=system.clock.now() + timedelta(seconds=1200))
+        await send(broker.url, request)
+        [withdrawn] = await probe.wait_for(JobCancelled, timeout=WAIT_S)
+        ended = await reached(probe, request.delivery_id, _S.UNASSIGNABLE)
+
+    assert withdrawn.reason.startswith("timed out")
+    assert ended.reason is not None
+    assert "silent" in ended.reason
+    assert len(probe.of(JobOffered)) == 1  # never offered to the other drone
+    assert _S.RESCHEDULED not in {s.stage for s in probe.of(DeliveryStatusChanged)}
 
 
 async def test_a_drone_failing_before_pickup_is_replaced_and_the_delivery_still_arrives(
