@@ -297,18 +297,21 @@ class DeliveryService:
         self._job_over(tracked, event, out, reason=f"drone {failure.drone_id}: {failure.reason}")
 
     def _on_job_cancelled(self, event: Envelope[Any], out: Outbox) -> None:
-        """The scheduler withdrew the current job (a step timeout).
+        """The scheduler withdrew the current job (a step timeout): nothing is over yet.
 
-        Before pickup the job is not over yet: the scheduler waits for the drone's answer (it
-        may have picked the package up while silent), and so does the client's status.
+        The scheduler waits for the silent drone's answer, which moves the status as any job
+        update does. With the package on board the client is told why there is no news.
         """
         tracked = self._current(event, out)
-        if (
-            tracked is not None
-            and tracked.stage not in TERMINAL_STAGES
-            and tracked.stage not in BEFORE_PICKUP
-        ):
-            self._job_over(tracked, event, out, reason=f"job withdrawn: {event.data.reason}")
+        if tracked is None or tracked.stage in TERMINAL_STAGES or tracked.stage in BEFORE_PICKUP:
+            return
+        self._publish(
+            tracked,
+            event,
+            out,
+            reason=f"no word from drone {event.data.drone_id} ({event.data.reason}); "
+            "the package is with it, waiting for its report",
+        )
 
     def _job_over(
         self, tracked: Tracked, event: Envelope[Any], out: Outbox, *, reason: str

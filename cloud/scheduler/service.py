@@ -173,7 +173,7 @@ class SchedulerService:
     def _give_up(self, booking: Booking, out: Outbox, *, cause: str | None = None) -> None:
         self.store.update_booking(booking.delivery_id, plan=Plan.UNASSIGNABLE)
         reason = (
-            "its drone went silent before pickup and never answered the cancellation"
+            "its drone went silent before pickup and never answered"
             if booking.plan is Plan.WITHDRAWING
             else "no drone took the delivery before its deadline"
         )
@@ -376,9 +376,8 @@ class SchedulerService:
             booking = self.store.booking(job.delivery_id)
             limit = self.settings.step_timeout_s
             self._cancel(job, JobState.TIMED_OUT, f"timed out: no progress for {limit:g} s", out)
-            if booking is not None and booking.picked_up:
-                self.store.update_booking(job.delivery_id, plan=Plan.FAILED)
-            elif booking is not None and booking.job_id == job.job_id:
+            # Only the silent drone knows where the package is: its answer settles the delivery.
+            if booking is not None and booking.job_id == job.job_id:
                 self.store.update_booking(job.delivery_id, plan=Plan.WITHDRAWING)
         self._place_waiting(out)
 

@@ -20,11 +20,11 @@ class Plan(StrEnum):
     WAITING = "waiting"  # for a free, able drone
     OFFERED = "offered"  # to one drone, answer pending
     ASSIGNED = "assigned"  # a drone accepted and flies it
-    # Its job timed out before pickup: it waits for the drone's answer to the cancellation,
-    # since a silent drone may have picked the package up meanwhile.
+    # Its job timed out: it waits for the silent drone's answer to the cancellation, since the
+    # drone may have picked the package up (or delivered it) meanwhile.
     WITHDRAWING = "withdrawing"
     DONE = "done"
-    FAILED = "failed"  # the job failed past pickup
+    FAILED = "failed"  # the job failed with the package on board
     CLOSED = "closed"  # rejected package or cancelled before pickup
     UNASSIGNABLE = "unassignable"
 
@@ -152,12 +152,14 @@ class SchedulerStore:
         return [_booking(r) for r in rows]
 
     def overdue(self, now: float, limit: int) -> list[Booking]:
-        """Deliveries past their deadline still waiting for a drone or for a silent one.
+        """Deliveries past their deadline still waiting for a drone, or for a silent one.
 
-        At most `limit`, earliest deadline first: a burst expiring at once goes in batches.
+        A drone silent after pickup is not given up on: the package is with it, only it can end
+        the job. At most `limit`, earliest deadline first: a burst expiring at once goes in batches.
         """
         rows = self._db.execute(
-            f"{_BOOKING} WHERE plan IN (?, ?) AND deadline < ? ORDER BY deadline LIMIT ?",
+            f"{_BOOKING} WHERE (plan = ? OR (plan = ? AND picked_up = 0)) AND deadline < ?"
+            " ORDER BY deadline LIMIT ?",
             [Plan.WAITING, Plan.WITHDRAWING, now, limit],
         ).fetchall()
         return [_booking(r) for r in rows]

@@ -30,9 +30,12 @@ from contracts.events import (
     DroneState,
     DroneStatus,
     JobAccepted,
+    JobCancellationRefused,
     JobCancelled,
     JobFailed,
     JobOffered,
+    JobPhase,
+    JobProgressed,
     JobRejected,
     JobRejectionReason,
     JobSucceeded,
@@ -251,7 +254,8 @@ async def report_alive(client: aiomqtt.Client, drone_ids: list[str]) -> None:
         await asyncio.sleep(0.05)
 
 
-Answer = Callable[[JobOffered], Event]
+Answer = Callable[[JobOffered], Event | list[Event]]
+CancelAnswer = Callable[[JobCancelled], Event | list[Event]]
 
 
 def refuse(offer: JobOffered) -> Event:
@@ -278,16 +282,37 @@ def confirm_cancel(cancel: JobCancelled) -> Event:
     )
 
 
+def fly_past_pickup_and_go_silent(offer: JobOffered) -> list[Event]:
+    job = JobAccepted(drone_id=offer.drone_id, job_id=offer.job_id, delivery_id=offer.delivery_id)
+    phases = [JobPhase.TO_PICKUP, JobPhase.LOADING, JobPhase.TO_DROPOFF]
+    return [job, *(JobProgressed(**job.model_dump(), phase=phase) for phase in phases)]
+
+
+def refuse_then_deliver(cancel: JobCancelled) -> list[Event]:
+    """A drone back in touch with the package on board: it refuses, then reports it delivered."""
+    refusal = JobCancellationRefused(
+        drone_id=cancel.drone_id,
+        job_id=cancel.job_id,
+        delivery_id=cancel.delivery_id,
+        reason="package on_board",
+    )
+    ids = refusal.model_dump(include={"drone_id", "job_id", "delivery_id"})
+    return [refusal, JobSucceeded(**ids)]
+
+
 async def answer_offers(
-    client: aiomqtt.Client, answer: Answer, on_cancel: Callable[[JobCancelled], Event] | None
+    client: aiomqtt.Client, answer: Answer, on_cancel: CancelAnswer | None
 ) -> None:
     async for message in client.messages:
         event = decode(str(message.topic), bytes(message.payload), root=ROOT).data
         if isinstance(event, JobOffered):
-            await publish_as_drone(client, answer(event), correlationid=event.delivery_id)
+            replies = answer(event)
         elif isinstance(event, JobCancelled) and on_cancel is not None:
-            await publish_as_drone(client, on_cancel(event), correlationid=event.delivery_id)
-        # anything else: amqtt replays other clients' retained topics on connect
+            replies = on_cancel(event)
+        else:
+            continue  # amqtt replays other clients' retained topics on connect
+        for reply in replies if isinstance(replies, list) else [replies]:
+            await publish_as_drone(client, reply, correlationid=event.delivery_id)
 
 
 @asynccontextmanager
@@ -296,7 +321,7 @@ async def fake_drones(
     drone_ids: list[str],
     answer: Answer,
     *,
-    on_cancel: Callable[[JobCancelled], Event] | None = None,
+    on_cancel: CancelAnswer | None = None,
 ) -> AsyncIterator[None]:
     """Drones that look idle, able and alive, answer every offer with `answer` and every
     cancellation with `on_cancel` (or never)."""
@@ -383,6 +408,30 @@ async def test_a_drone_silent_since_it_accepted_keeps_its_delivery_until_the_dea
     assert "silent" in ended.reason
     assert len(probe.of(JobOffered)) == 1  # never offered to the other drone
     assert _S.RESCHEDULED not in {s.stage for s in probe.of(DeliveryStatusChanged)}
+
+
+async def test_a_drone_silent_with_the_package_keeps_it_and_its_late_report_delivers_it(
+    broker: TestBroker, tmp_path: Path
+) -> None:
+    settings = scheduler_settings(step_timeout_s=300)
+    async with (
+        probing(broker.url, [f"{ROOT}/#"]) as probe,
+        running_system(broker.url, tmp_path, {}, scheduler=settings),
+        fake_drones(
+            broker, ["f-1", "f-2"], fly_past_pickup_and_go_silent, on_cancel=refuse_then_deliver
+        ),
+    ):
+        request = a_request()
+        await send(broker.url, request)
+        [withdrawn] = await probe.wait_for(JobCancelled, timeout=WAIT_S)
+        await reached(probe, request.delivery_id, _S.DELIVERED)
+
+    statuses = probe.of(DeliveryStatusChanged, of_delivery(request.delivery_id))
+    [told] = [s for s in statuses if s.reason and "no word from drone" in s.reason]
+    assert withdrawn.reason.startswith("timed out")
+    assert told.stage is _S.HEADED_TO_DROPOFF
+    assert _S.FAILED not in {s.stage for s in statuses}
+    assert len(probe.of(JobOffered)) == 1  # the package never went to another drone
 
 
 async def test_a_drone_failing_before_pickup_is_replaced_and_the_delivery_still_arrives(
