@@ -12,9 +12,7 @@ Only file logic: no sockets, no processes. Each file is written next to its dest
 renamed over it, mode 0600, so a broker reloading on SIGHUP never reads half a file.
 """
 
-import os
 import secrets
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +20,12 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 
 from broker.acl import ROLES, mosquitto_acl
-from broker.passwords import hash_password, read_password_file, write_password_file
+from broker.passwords import (
+    hash_password,
+    read_password_file,
+    write_password_file,
+    write_private_file,
+)
 from contracts.ids import TopicId
 
 __all__ = [
@@ -257,21 +260,6 @@ def _write(directory: Path, roles: Mapping[str, str], hashes: Mapping[str, str])
     # The roles first: a crash before the password file leaves a login that cannot log in,
     # never one that logs in without the rights its role gives.
     body = "".join(f"{login} {roles[login]}\n" for login in sorted(roles))
-    _write_atomically(directory / ROLES_FILE, _ROLES_HEADER + body)
+    write_private_file(directory / ROLES_FILE, _ROLES_HEADER + body)
     write_password_file(directory / PASSWD, {login: hashes[login] for login in sorted(hashes)})
-    _write_atomically(directory / ACL, mosquitto_acl(roles))
-
-
-def _write_atomically(target: Path, text: str) -> None:
-    # mkstemp creates the file 0600; it replaces the target only once complete and on disk.
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_private_file(directory / ACL, mosquitto_acl(roles))

@@ -25,6 +25,7 @@ __all__ = [
     "read_password_file",
     "verify_password",
     "write_password_file",
+    "write_private_file",
 ]
 
 ITERATIONS = 101
@@ -147,13 +148,21 @@ def write_password_file(path: str | os.PathLike[str], users: Mapping[str, str]) 
             raise ValueError(msg)
         lines.append(f"{username}:{encoded}\n")
 
-    target = Path(path)
-    # mkstemp creates the file 0600, so the hashes are never world-readable, even briefly.
+    write_private_file(Path(path), "".join(lines))
+
+
+def write_private_file(target: Path, text: str) -> None:
+    """Replace `target` with `text` atomically, readable by its owner only (mode 0600).
+
+    The file is written next to its destination and renamed over it once on disk, so a reader
+    (or a broker reloading on SIGHUP) never sees a half-written file.
+    """
+    # mkstemp creates the file 0600, so secrets are never world-readable, even briefly.
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.writelines(lines)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(target)
