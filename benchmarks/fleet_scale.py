@@ -189,7 +189,7 @@ async def serve_delivery(broker: str, db: Path) -> None:
 # --- the parent: processes, presence, sampling --------------------------------------------------
 
 
-def _url_arg(url: BrokerUrl) -> str:
+def url_arg(url: BrokerUrl) -> str:
     """`url` with its password, for a child's --broker (loopback, benchmark credentials)."""
     auth = ""
     if url.username:
@@ -240,7 +240,7 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-async def _spawn(name: str, args: Sequence[str], workdir: Path, *, piped: bool = False) -> Child:
+async def spawn(name: str, args: Sequence[str], workdir: Path, *, piped: bool = False) -> Child:
     log = workdir / f"{name}.log"
     with log.open("ab") as stderr:
         process = await asyncio.create_subprocess_exec(
@@ -313,7 +313,7 @@ def _cpu_s(process: psutil.Process | None) -> float | None:
     return float(times.user + times.system)
 
 
-def _rss_mib(process: psutil.Process | None) -> float | None:
+def rss_mib(process: psutil.Process | None) -> float | None:
     if process is None:
         return None
     try:
@@ -400,14 +400,14 @@ class _Run:
         return answer
 
     def fleet_args(self, drones: int, state_dir: Path) -> list[str]:
-        broker = _url_arg(self.url)
+        broker = url_arg(self.url)
         state = str(state_dir)
         fleet = ["--drones", str(drones), "--broker", broker, "--state-dir", state, "--seed", "1"]
         return ["-m", "murmur", "sim", *fleet]
 
 
 async def _start_services(url: BrokerUrl, workdir: Path) -> dict[str, Child]:
-    broker = _url_arg(url)
+    broker = url_arg(url)
     services = {}
     for name in SERVICES:
         db = str(workdir / "services" / f"{name}.db")
@@ -415,19 +415,19 @@ async def _start_services(url: BrokerUrl, workdir: Path) -> dict[str, Child]:
             args = ["-m", "benchmarks.fleet_scale", "--broker", broker, "--db", db]
         else:
             args = ["-m", "murmur", "service", name, "--broker", broker, "--db", db]
-        services[name] = await _spawn(name, args, workdir, piped=name == "delivery")
+        services[name] = await spawn(name, args, workdir, piped=name == "delivery")
     return services
 
 
 async def _base_rss(run: _Run) -> float | None:
     """RSS of a one-drone fleet: the interpreter, the modules and the simulator loop."""
     since = time.time()
-    fleet = await _spawn("fleet-1", run.fleet_args(1, run.workdir / "fleet-1"), run.workdir)
+    fleet = await spawn("fleet-1", run.fleet_args(1, run.workdir / "fleet-1"), run.workdir)
     try:
         if not await run.presence.wait(lambda: run.presence.drones_online(since) >= 1, 15):
             return None
         await asyncio.sleep(1.0)  # a few reports out
-        return _rss_mib(fleet.ps)
+        return rss_mib(fleet.ps)
     finally:
         await fleet.stop(10)
 
@@ -436,7 +436,7 @@ async def _step(run: _Run, drones: int) -> dict[str, Any]:
     timing = run.timing
     since = time.time()
     state_dir = run.workdir / f"fleet-{drones}"
-    fleet = await _spawn(f"fleet-{drones}", run.fleet_args(drones, state_dir), run.workdir)
+    fleet = await spawn(f"fleet-{drones}", run.fleet_args(drones, state_dir), run.workdir)
     try:
         await run.presence.wait(
             lambda: run.presence.drones_online(since) >= drones or not fleet.alive(),
@@ -458,7 +458,7 @@ async def _step(run: _Run, drones: int) -> dict[str, Any]:
         busy1, total1 = _machine_busy_s()
         # Longer than the window when this process's loop was busy (the embedded broker's).
         sampled_s = time.monotonic() - wall0
-        rss = {name: _rss_mib(p) for name, p in procs_or_none.items()}
+        rss = {name: rss_mib(p) for name, p in procs_or_none.items()}
         connected_at_end = run.presence.drones_online(since)
         fleet_alive = fleet.alive()
         await asyncio.sleep(timing.grace_s)

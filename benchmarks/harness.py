@@ -40,7 +40,17 @@ from rich.table import Table
 from benchmarks import choreography, fleet_scale, raw
 from broker.url import BrokerUrl
 
-__all__ = ["MEASURES", "MOSQUITTO", "SECTIONS", "Target", "main", "run", "table"]
+__all__ = [
+    "MEASURES",
+    "MOSQUITTO",
+    "SECTIONS",
+    "StartedBroker",
+    "Target",
+    "main",
+    "run",
+    "started_broker",
+    "table",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -64,7 +74,9 @@ Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class _Broker:
+class StartedBroker:
+    """A broker for a run: where, what kind, which version (when it says)."""
+
     url: BrokerUrl
     kind: str
     version: str | None
@@ -105,7 +117,7 @@ async def run(
     clock = time.perf_counter()
     sections: dict[str, dict[str, Any]] = {}
     elapsed: dict[str, float] = {}
-    async with _broker(url) as broker:
+    async with started_broker(url) as broker:
         for name in SECTIONS:
             if only is not None and name not in only:
                 continue
@@ -128,15 +140,15 @@ async def run(
 
 
 @contextlib.asynccontextmanager
-async def _broker(url: Target) -> AsyncIterator[_Broker]:
+async def started_broker(url: Target) -> AsyncIterator[StartedBroker]:
     """The broker for the run, started here unless `url` is a running one."""
     if url is None:
         # In its own process, as `murmur broker` runs it: in this one it would share an event
         # loop with the benchmark's own clients and count their work as the broker's.
         async with _embedded_broker() as embedded:
-            yield _Broker(embedded, "amqtt (embedded, `murmur broker`)", version("amqtt"))
+            yield StartedBroker(embedded, "amqtt (embedded, `murmur broker`)", version("amqtt"))
     elif isinstance(url, BrokerUrl):
-        yield _Broker(url, "given URL", await _sys_version(url))
+        yield StartedBroker(url, "given URL", await _sys_version(url))
     else:
         from broker.mosquitto import Mosquitto  # noqa: PLC0415
 
@@ -144,7 +156,7 @@ async def _broker(url: Target) -> AsyncIterator[_Broker]:
         with tempfile.TemporaryDirectory(prefix="murmur-bench-") as workdir:
             async with Mosquitto(Path(workdir), users={user: password}) as mosquitto:
                 broker_url = BrokerUrl(mosquitto.host, mosquitto.port, user, password)
-                yield _Broker(
+                yield StartedBroker(
                     broker_url, "mosquitto (private, this machine)", await _sys_version(broker_url)
                 )
 
@@ -209,7 +221,7 @@ async def _section(
     return dict(result)
 
 
-def _machine(broker: _Broker) -> dict[str, Any]:
+def _machine(broker: StartedBroker) -> dict[str, Any]:
     return {
         "cpus": os.cpu_count(),
         "cpu_model": _cpu_model(),

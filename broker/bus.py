@@ -17,6 +17,8 @@ import hashlib
 import logging
 import random
 import select
+import socket
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -45,6 +47,17 @@ DEAD_LETTER_PAYLOAD_LIMIT = 16 * 1024
 _RELAY_BATCH = 64
 _CONSUME_BATCH = 64  # messages applied in one transaction, at most
 _READ_BURST = 256  # packets read from the socket per wake-up of the event loop, at most
+# Messages received and not yet handled, at most (one paho read may add as many packets as it
+# has messages in flight, up to 64 more): past it the socket is not read, and the broker holds
+# the rest (backpressure).
+_MAX_PENDING = 256
+# The socket's receive buffer (the kernel doubles it); left alone, Linux grows it to MiBs and a
+# burst waits there, past the window above, with the broker counting it as delivered.
+_RECEIVE_BUFFER = 128 * 1024
+# Acknowledgements (PUBACK, SUBACK) arrive in the same TCP stream as the messages sent to us,
+# after those not read yet: under a burst they wait for the backlog. A timeout ends the
+# connection, and amqtt drops what it has in flight to us then (Yakifo/amqtt#401).
+_ACK_TIMEOUT_S = 60.0
 
 
 def raise_if_cancelled() -> None:
@@ -59,7 +72,7 @@ def raise_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
-def read_all_available(client: aiomqtt.Client) -> None:
+def read_all_available(client: aiomqtt.Client, *, max_pending: int = 0) -> Callable[[], None]:
     """Make `client` read every packet that has arrived each time its socket is readable.
 
     paho's `loop_read`, which aiomqtt calls when the socket is readable, reads one packet: a
@@ -67,35 +80,114 @@ def read_all_available(client: aiomqtt.Client) -> None:
     A component whose loop also runs timers, SQLite commits or a simulated fleet then falls
     behind its telemetry alone, and every event queues behind it in the socket buffer.
     Messages are read in the same order either way.
+
+    With `max_pending`, the client stops reading its socket while that many received
+    messages wait in its queue (aiomqtt's is unbounded): the kernel's socket buffer fills,
+    TCP stops the broker's sending, and the broker keeps the rest of a burst instead of this
+    process (docs/reliability.md, "Event storms"). Call the function returned after taking
+    messages from the queue: reading resumes once at most half of `max_pending` wait.
+    Without `max_pending` that function does nothing.
     """
     mqtt = client._client  # noqa: SLF001 - aiomqtt exposes no reading policy
     read_one = mqtt.loop_read
-    # poll, not select: a process with hundreds of connections has descriptors past 1024.
-    poller = select.poll()
-    polled = -1
-
-    def readable() -> bool:
-        nonlocal polled
-        sock = mqtt.socket()
-        fd = sock.fileno() if sock is not None else -1
-        if fd < 0:
-            return False
-        if fd != polled:
-            if polled >= 0:
-                poller.unregister(polled)
-            poller.register(fd, select.POLLIN)
-            polled = fd
-        return bool(poller.poll(0))
+    sock = _Socket(mqtt)
+    window = _ReceiveWindow(client, sock.fileno, max_pending)
 
     def read_available(max_packets: int = 1) -> MQTTErrorCode:
+        if window.pause():
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
         rc = read_one(max_packets)
         for _ in range(_READ_BURST):
-            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or not readable():
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or window.full() or not sock.readable():
                 break
             rc = read_one(max_packets)
         return rc
 
     mqtt.loop_read = read_available  # type: ignore[method-assign]
+    return window.taken
+
+
+class _Socket:
+    """Whether a paho client's socket, whichever it is now, has bytes waiting."""
+
+    def __init__(self, mqtt: Any) -> None:  # noqa: ANN401 - paho's client
+        self._mqtt = mqtt
+        # poll, not select: a process with hundreds of connections has descriptors past 1024.
+        self._poller = select.poll()
+        self._polled = -1
+
+    def fileno(self) -> int:
+        sock = self._mqtt.socket()
+        return sock.fileno() if sock is not None else -1
+
+    def readable(self) -> bool:
+        fd = self.fileno()
+        if fd < 0:
+            return False
+        if fd != self._polled:
+            if self._polled >= 0:
+                self._poller.unregister(self._polled)
+            self._poller.register(fd, select.POLLIN)
+            self._polled = fd
+        return bool(self._poller.poll(0))
+
+
+class _ReceiveWindow:
+    """Pauses a client's reading while `limit` received messages wait in its queue (0: never).
+
+    Pausing removes the socket's reader from the event loop (a readable socket left
+    registered would wake the loop again and again); `taken` registers a reader again.
+    """
+
+    def __init__(self, client: aiomqtt.Client, fileno: Callable[[], int], limit: int) -> None:
+        self._client = client
+        self._fileno = fileno
+        self._limit = limit
+        self._paused = -1  # the descriptor whose reader was removed
+
+    def full(self) -> bool:
+        return self._limit > 0 and self._client._queue.qsize() >= self._limit  # noqa: SLF001
+
+    def pause(self) -> bool:
+        """Stop reading if the queue is full; whether reading is paused."""
+        if self._paused >= 0:
+            return True
+        if not self.full() or _tls_pending(self._client):
+            # TLS: aiomqtt reads again while decrypted bytes are pending, so a read that
+            # does nothing would spin; those bytes (one TLS record at most) are read.
+            return False
+        fd = self._fileno()
+        if fd < 0:
+            return False
+        asyncio.get_running_loop().remove_reader(fd)
+        self._paused = fd
+        return True
+
+    def taken(self) -> None:
+        """Messages left the queue: read again once at most half of the limit wait."""
+        if self._paused < 0 or self._client._queue.qsize() > self._limit // 2:  # noqa: SLF001
+            return
+        fd, self._paused = self._paused, -1
+        if fd == self._fileno():  # the same connection: a closed one has no reader to restore
+            asyncio.get_running_loop().add_reader(fd, self._on_readable)
+
+    def _on_readable(self) -> None:
+        # What aiomqtt's own reader does: read, and a read that raises ends the connection.
+        mqtt = self._client._client  # noqa: SLF001
+        try:
+            while True:
+                mqtt.loop_read()
+                if self._paused >= 0 or not _tls_pending(self._client):
+                    break
+        except Exception as exc:  # noqa: BLE001 - handed to aiomqtt, which ends the connection
+            disconnected = self._client._disconnected  # noqa: SLF001
+            if not disconnected.done():
+                disconnected.set_exception(exc)
+
+
+def _tls_pending(client: aiomqtt.Client) -> bool:
+    sock = client._client.socket()  # noqa: SLF001
+    return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
 
 
 def _raw(payload: Any) -> bytes:  # noqa: ANN401 - aiomqtt's payload type
@@ -191,6 +283,7 @@ class _Settings:
     keepalive_s: int = 30
     reconnect_max_s: float = 5.0
     max_inflight: int = 64
+    max_pending: int = _MAX_PENDING
 
 
 class Bus:
@@ -241,6 +334,11 @@ class Bus:
             raise ValueError(msg)
         topic_filter = to_filter(event_cls.topic, root=self.root, **params)
         self._routes[event_cls] = _Route(event_cls, handler, topic_filter)
+
+    @property
+    def subscriptions(self) -> dict[type[Event], str]:
+        """Each event type handled, and the topic filter (under the root) it is received on."""
+        return {cls: route.topic_filter for cls, route in self._routes.items()}
 
     @contextmanager
     def transaction(self) -> Iterator[Outbox]:
@@ -293,7 +391,7 @@ class Bus:
             await asyncio.sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not crypto
 
     async def _connection(self) -> None:
-        client = self._client()
+        client, taken = self._client()
         async with client:
             self._failures = 0
             self.stats.connections += 1
@@ -301,7 +399,9 @@ class Bus:
                 async with asyncio.TaskGroup() as tasks:
                     # Consume before subscribing: amqtt sends a filter's retained messages
                     # before its SUBACK and drops them unless acknowledged within 5 s.
-                    tasks.create_task(self._consume(client), name=f"{self.component}.consume")
+                    tasks.create_task(
+                        self._consume(client, taken), name=f"{self.component}.consume"
+                    )
                     await self._subscribe_and_announce(client)
                     tasks.create_task(self._relay(client), name=f"{self.component}.relay")
                     # Wait here, not in the TaskGroup's exit: Python 3.11's TaskGroup, when a
@@ -315,7 +415,7 @@ class Bus:
 
     async def _subscribe_and_announce(self, client: aiomqtt.Client) -> None:
         for topic_filter in sorted({r.topic_filter for r in self._routes.values()}):
-            await client.subscribe(self._prefix + topic_filter, qos=1)
+            await client.subscribe(self._prefix + topic_filter, qos=1, timeout=_ACK_TIMEOUT_S)
         if self._presence is not None:
             online = Envelope[Event].new(
                 self._presence(Link.ONLINE, self.session), source=self.source
@@ -325,7 +425,8 @@ class Bus:
         self.connected.set()
         log.info("%s: connected to %s (session %d)", self.client_id, self.url, self.session)
 
-    def _client(self) -> aiomqtt.Client:
+    def _client(self) -> tuple[aiomqtt.Client, Callable[[], None]]:
+        """A new client, and what its consumer calls after taking messages (backpressure)."""
         will = None
         if self._presence is not None:
             offline = Envelope[Event].new(
@@ -340,21 +441,23 @@ class Bus:
             keepalive=self._settings.keepalive_s,
             will=will,
             max_inflight_messages=self._settings.max_inflight,
+            socket_options=((socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER),),
         )
         # The relay keeps a batch in flight on purpose; only warn beyond that.
         client.pending_calls_threshold = _RELAY_BATCH + self._settings.max_inflight
         # aiomqtt acknowledges on receipt; we acknowledge after commit instead.
         client._client.manual_ack_set(True)  # noqa: SLF001, FBT003
-        read_all_available(client)
-        return client
+        taken = read_all_available(client, max_pending=self._settings.max_pending)
+        return client, taken
 
-    async def _consume(self, client: aiomqtt.Client) -> None:
+    async def _consume(self, client: aiomqtt.Client, taken: Callable[[], None]) -> None:
         # aiomqtt offers no non-blocking read: what has already arrived is taken from its queue.
         queue = client._queue  # noqa: SLF001
         async for message in client.messages:
             batch = [message]
             while len(batch) < _CONSUME_BATCH and not queue.empty():
                 batch.append(queue.get_nowait())
+            taken()  # the socket is read again while this batch is applied
             await self._receive_all(client, batch)
             raise_if_cancelled()
 
@@ -556,7 +659,12 @@ class Bus:
                 continue
             # paho sends in call order, so a batch keeps the outbox order on the wire.
             await asyncio.gather(
-                *(client.publish(r.topic, r.payload, qos=r.qos, retain=r.retain) for r in rows)
+                *(
+                    client.publish(
+                        r.topic, r.payload, qos=r.qos, retain=r.retain, timeout=_ACK_TIMEOUT_S
+                    )
+                    for r in rows
+                )
             )
             self.store.mark_sent(rows[-1].seq)
             self.stats.published += len(rows)
@@ -565,7 +673,11 @@ class Bus:
     async def _publish_now(self, client: aiomqtt.Client, envelope: Envelope[Event]) -> None:
         data = envelope.data
         await client.publish(
-            data.resolved_topic(self.root), envelope.to_json(), qos=1, retain=data.retained
+            data.resolved_topic(self.root),
+            envelope.to_json(),
+            qos=1,
+            retain=data.retained,
+            timeout=_ACK_TIMEOUT_S,
         )
         raise_if_cancelled()  # aiomqtt's publish may have swallowed a cancellation (see above)
 
