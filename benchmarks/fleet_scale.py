@@ -218,13 +218,13 @@ class Child:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    async def stop(self, grace_s: float) -> None:
-        """SIGTERM (agents and services say goodbye on the bus), SIGKILL after `grace_s`."""
+    async def stop(self, grace_s: float, sig: signal.Signals = signal.SIGTERM) -> None:
+        """`sig` (SIGTERM: agents and services say goodbye on the bus), SIGKILL after `grace_s`."""
         if self.process.stdin is not None:
             self.process.stdin.close()
         if self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGTERM)
+                self.process.send_signal(sig)
         try:
             async with asyncio.timeout(grace_s):
                 await self.process.wait()

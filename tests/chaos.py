@@ -25,10 +25,11 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import aiomqtt
 
+from benchmarks.fleet_scale import Child, spawn
 from broker.mosquitto import Mosquitto
 from broker.url import BrokerUrl
 from cloud.services import SERVICE_NAMES, build_service
@@ -177,40 +178,21 @@ class Recorder:
 class Process:
     """A `murmur` command as a subprocess that can be SIGKILLed and started again."""
 
-    def __init__(self, name: str, args: list[str], log: Path) -> None:
+    def __init__(self, name: str, args: list[str], workdir: Path) -> None:
         self.name = name
-        self._args = args
-        self._log_path = log
-        self._log: IO[bytes] | None = None
-        self._process: asyncio.subprocess.Process | None = None
+        self._args = ["-m", "murmur", *args]
+        self._workdir = workdir
+        self._child: Child | None = None
 
     async def start(self) -> None:
-        """Start the command; its output goes to its log file."""
-        self._log = self._log_path.open("ab")
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "murmur",
-            *self._args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
-        )
+        """Start the command; its output goes to `<workdir>/<name>.log`."""
+        self._child = await spawn(self.name, self._args, self._workdir)
 
     async def stop(self, sig: signal.Signals) -> None:
         """Send `sig` and reap the process (SIGKILL after 10 s)."""
-        process, self._process = self._process, None
-        if process is not None and process.returncode is None:
-            process.send_signal(sig)
-            try:
-                async with asyncio.timeout(10):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        child, self._child = self._child, None
+        if child is not None:
+            await child.stop(10, sig)
 
 
 def _login(url: BrokerUrl, workdir: Path) -> list[str]:
@@ -263,7 +245,7 @@ class Rig:
             "--offer-timeout", str(timers.offer_timeout_s),
             "--stale-after", str(timers.stale_after_s),
         ]  # fmt: skip
-        return Process(name, args, self.workdir / f"{name}.log")
+        return Process(name, args, self.workdir)
 
     def _agent(self, drone_id: str) -> Process:
         home = self.homes[drone_id]
@@ -274,7 +256,7 @@ class Rig:
             "--speedup", str(self.plan.speedup), "--sim-epoch", self.epoch,
             "--telemetry-hz", str(telemetry_hz_for(self.plan.speedup)),
         ]  # fmt: skip
-        return Process(drone_id, args, self.workdir / f"{drone_id}.log")
+        return Process(drone_id, args, self.workdir)
 
     async def fleet(self) -> None:
         """The simulated drones of this process, each with its own connection (some proxied)."""
