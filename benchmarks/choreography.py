@@ -48,17 +48,17 @@ from typing import Any, Literal
 import aiomqtt
 
 from benchmarks.stats import percentile
-from broker.bus import Bus, BusStats, read_all_available
-from broker.url import BrokerUrl
+from bus.bus import Bus, BusStats, read_all_available
+from bus.url import BrokerUrl
 from cloud.services import SERVICE_NAMES, CloudSettings, Service, build_service
 from contracts import Envelope, Event
 from contracts.ids import Location
 from drone_agent.main import FleetConfig, build_agent, simulated_fc, spread_homes
 from drone_agent.service import DroneAgent
 from drone_agent.sim_adapter import TickRouter
-from firmware_sim.clock import ScaledClock
 from firmware_sim.ground_crew import GroundCrew
 from firmware_sim.simulator import Simulator
+from flight_model.clock import ScaledClock
 from murmur.up import UpConfig, request_stream, scheduler_for, telemetry_hz_for
 
 Placement = Literal["subprocess", "inprocess"]

@@ -48,15 +48,15 @@ from urllib.parse import quote
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv; amqtt brings psutil
 
 from benchmarks.stats import percentile
-from broker.bus import Bus, Outbox
-from broker.store import open_database
-from broker.url import BrokerUrl
+from bus.bus import Bus, Outbox
+from bus.store import open_database
+from bus.url import BrokerUrl
 from cloud.delivery.service import DeliveryService
 from cloud.services import service_presence
 from contracts import DecodeError, Envelope, decode
 from contracts.events import DroneStatus, Link, ServiceStatus
 from contracts.topics import to_filter
-from firmware_sim.clock import ScaledClock
+from flight_model.clock import ScaledClock
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = (100, 200, 300, 600, 1000, 1500, 2000, 3000)

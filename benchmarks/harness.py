@@ -38,7 +38,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import choreography, fleet_scale, raw
-from broker.url import BrokerUrl
+from bus.url import BrokerUrl
 
 __all__ = [
     "MEASURES",

@@ -38,7 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from benchmarks.stats import percentile
-from broker.url import BrokerUrl
+from bus.url import BrokerUrl
 from contracts import Envelope
 from contracts.events import DeliveryStatusChanged
 from contracts.ids import Location

@@ -37,8 +37,8 @@ import psutil  # type: ignore[import-untyped]  # no stubs in the venv; amqtt bri
 
 from benchmarks.fleet_scale import Child, broker_process, machine, rss_mib, spawn, url_arg
 from benchmarks.harness import MOSQUITTO, Target, started_broker
-from broker.bus import read_all_available
-from broker.url import BrokerUrl
+from bus.bus import read_all_available
+from bus.url import BrokerUrl
 from contracts import Envelope, Event
 from contracts.ids import Location
 from contracts.states import TERMINAL_STAGES

@@ -7,7 +7,7 @@ reason, never in a silent drop.
 
 from typing import Any
 
-from broker.bus import Outbox
+from bus.bus import Outbox
 from contracts import Envelope
 
 NOT_ASSIGNED = "not_assigned"

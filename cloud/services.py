@@ -7,16 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from broker.bus import Bus, Presence
-from broker.store import open_database
-from broker.url import BrokerUrl
+from bus.bus import Bus, Presence
+from bus.store import open_database
+from bus.url import BrokerUrl
 from cloud.delivery.service import DeliveryService
 from cloud.package.rules import PackagePolicy
 from cloud.package.service import PackageService
 from cloud.scheduler.service import SchedulerService, SchedulerSettings
 from contracts import DEFAULT_ROOT
 from contracts.events import ServiceStatus
-from firmware_sim.clock import Clock
+from flight_model.clock import Clock
 
 SERVICE_NAMES = ("package", "scheduler", "delivery")
 

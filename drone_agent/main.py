@@ -10,20 +10,20 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from broker.bus import Bus
-from broker.store import open_database
-from broker.url import BrokerUrl, BrokerUrlError
+from bus.bus import Bus
+from bus.store import open_database
+from bus.url import BrokerUrl, BrokerUrlError
 from contracts.ids import Location, parse_location
 from drone_agent.flight import FlightController
 from drone_agent.service import AgentSettings, DroneAgent, drone_presence
 from drone_agent.sim_adapter import SimFlightController, TickRouter
-from firmware_sim.clock import Clock, ScaledClock
-from firmware_sim.energy import EnergyModel
 from firmware_sim.failures import FailurePlan
-from firmware_sim.geo import random_within
 from firmware_sim.ground_crew import GroundCrew
 from firmware_sim.simulator import Simulator
 from firmware_sim.vehicle import SimVehicle
+from flight_model.clock import Clock, ScaledClock
+from flight_model.energy import EnergyModel
+from flight_model.geo import random_within
 
 _DRONE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 

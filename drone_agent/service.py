@@ -13,7 +13,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from broker.bus import Bus, Outbox, Presence, raise_if_cancelled
+from bus.bus import Bus, Outbox, Presence, raise_if_cancelled
 from contracts import Envelope
 from contracts.events import (
     Availability,
@@ -43,9 +43,9 @@ from contracts.ids import Location
 from drone_agent.flight import FailsafeError, FlightCommandError, FlightController, VehicleState
 from drone_agent.jobs import Readiness, can_abandon, failure_reason, phases_from, rejection_reason
 from drone_agent.store import AgentStore, JobRecord
-from firmware_sim.clock import Clock
-from firmware_sim.energy import EnergyModel
-from firmware_sim.geo import haversine_m
+from flight_model.clock import Clock
+from flight_model.energy import EnergyModel
+from flight_model.geo import haversine_m
 
 log = logging.getLogger("murmur.agent")
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from contracts.ids import Location
 from drone_agent.flight import FailsafeError, FlightCommandError, VehicleState
-from firmware_sim.clock import Clock
 from firmware_sim.simulator import Simulator
 from firmware_sim.vehicle import CommandAck, SimEvent, SimVehicle
+from flight_model.clock import Clock
 
 
 @dataclass

@@ -4,15 +4,16 @@ from dataclasses import asdict
 from typing import Any
 
 from firmware_sim import failsafes, guidance, physics
-from firmware_sim.airframe import Airframe
 from firmware_sim.battery import Battery
-from firmware_sim.energy import EnergyModel
 from firmware_sim.failsafes import Failsafe, FailsafeAction, FailsafeConfig, Health
 from firmware_sim.failures import Failure, FailurePlan
 from firmware_sim.flight import Flight
-from firmware_sim.geo import heading_deg
-from firmware_sim.physics import FlightPhase, Motion
+from firmware_sim.physics import Motion
 from firmware_sim.state import SimEvent
+from flight_model.airframe import Airframe
+from flight_model.energy import EnergyModel
+from flight_model.geo import heading_deg
+from flight_model.phases import FlightPhase
 
 _GROUNDED = frozenset({FlightPhase.DISARMED, FlightPhase.ARMED})
 _LANDING = frozenset({FlightPhase.LAND, FlightPhase.EMERGENCY_LAND})

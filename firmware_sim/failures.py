@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from firmware_sim.physics import FlightPhase
+from flight_model.phases import FlightPhase
 
 Component = Literal["battery", "gps", "motor", "companion_link"]
 Kind = Literal["drop", "drain", "off", "ok"]

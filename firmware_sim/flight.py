@@ -6,7 +6,8 @@ from typing import Any
 from contracts.ids import Location
 from firmware_sim.failsafes import BY_REASON, Failsafe
 from firmware_sim.guidance import Point
-from firmware_sim.physics import FlightPhase, Motion
+from firmware_sim.physics import Motion
+from flight_model.phases import FlightPhase
 
 
 @dataclass(slots=True)

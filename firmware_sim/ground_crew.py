@@ -9,10 +9,10 @@ wait for a disarm as it would next to a PX4 that disarmed itself.
 
 from dataclasses import dataclass, field
 
-from firmware_sim.clock import Clock
-from firmware_sim.geo import haversine_m
 from firmware_sim.state import SimEvent
 from firmware_sim.vehicle import SimVehicle
+from flight_model.clock import Clock
+from flight_model.geo import haversine_m
 
 
 @dataclass

@@ -6,8 +6,9 @@ where it stands, a goto target at its flight altitude, or home at the return alt
 
 import math
 
-from firmware_sim.airframe import Airframe
-from firmware_sim.physics import HOLD_HERE, FlightPhase, Motion, Setpoint
+from firmware_sim.physics import HOLD_HERE, Motion, Setpoint
+from flight_model.airframe import Airframe
+from flight_model.phases import FlightPhase
 
 Point = tuple[float, float, float]
 """(east, north, up) metres in the vehicle's frame."""

@@ -7,24 +7,11 @@ acceleration, and each slows on a `sqrt(2·a·d)` profile so it stops on its set
 
 import math
 from dataclasses import dataclass
-from enum import StrEnum
 
-from firmware_sim.airframe import Airframe
+from flight_model.airframe import Airframe
+from flight_model.phases import FlightPhase
 
 _EPS_M = 1e-6
-
-
-class FlightPhase(StrEnum):
-    """What the flight controller is doing: its flight mode, PX4-flavoured."""
-
-    DISARMED = "disarmed"
-    ARMED = "armed"  # on the ground, motors spinning
-    TAKEOFF = "takeoff"  # vertical climb to an altitude, then HOLD
-    CRUISE = "cruise"  # to a target: first to its altitude, then horizontally, then HOLD
-    HOLD = "hold"  # hover where it stops
-    LAND = "land"  # vertical descent, then ARMED on the ground
-    RTL = "rtl"  # climb to the return altitude, fly home, land
-    EMERGENCY_LAND = "emergency_land"  # land where it is, descending faster
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,9 @@ import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from firmware_sim.clock import Clock
 from firmware_sim.state import SimEvent
 from firmware_sim.vehicle import SimVehicle
+from flight_model.clock import Clock
 
 TickListener = Callable[[SimVehicle, list[SimEvent]], None]
 MAX_STEP_S = 1.0

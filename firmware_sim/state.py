@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from contracts.ids import Location
-from firmware_sim.physics import FlightPhase
+from flight_model.phases import FlightPhase
 
 
 class SimEventKind(StrEnum):

@@ -10,15 +10,15 @@ from typing import Any
 
 from contracts.ids import Location
 from firmware_sim import failsafes, guidance
-from firmware_sim.airframe import Airframe
 from firmware_sim.autopilot import Autopilot
 from firmware_sim.battery import Battery
 from firmware_sim.failsafes import FailsafeConfig
 from firmware_sim.failures import Failure, FailurePlan
 from firmware_sim.flight import Flight
-from firmware_sim.geo import from_enu, to_enu
-from firmware_sim.physics import FlightPhase
 from firmware_sim.state import ACCEPTED, CommandAck, SimEvent, VehicleState, denied
+from flight_model.airframe import Airframe
+from flight_model.geo import from_enu, to_enu
+from flight_model.phases import FlightPhase
 
 __all__ = ["CommandAck", "SimEvent", "SimVehicle", "VehicleState"]
 

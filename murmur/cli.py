@@ -87,7 +87,7 @@ def _fleet(
 ) -> Any:  # noqa: ANN401 - FleetConfig, or None once every problem is printed
     from dataclasses import replace  # noqa: PLC0415
 
-    from broker.url import BrokerUrl, BrokerUrlError  # noqa: PLC0415
+    from bus.url import BrokerUrl, BrokerUrlError  # noqa: PLC0415
     from drone_agent.main import ConfigError, fleet_config  # noqa: PLC0415 - lazy by design
     from murmur.connection import connection  # noqa: PLC0415
 
@@ -169,7 +169,7 @@ def _drone_passwords(
 ) -> dict[str, str]:
     """Each drone's own password, from `--password-dir`: the first line of DIR/<drone id>."""
     from broker.credentials import CredentialsError, read_secret  # noqa: PLC0415
-    from broker.url import BrokerUrl, BrokerUrlError  # noqa: PLC0415
+    from bus.url import BrokerUrl, BrokerUrlError  # noqa: PLC0415
 
     directory: Path | None = args.password_dir
     if directory is None:
@@ -217,7 +217,7 @@ def _service(args: argparse.Namespace) -> int:
     from cloud.scheduler.service import SchedulerSettings  # noqa: PLC0415
     from cloud.services import CloudSettings, build_service  # noqa: PLC0415
     from contracts.ids import PackageSize  # noqa: PLC0415
-    from firmware_sim.clock import ScaledClock  # noqa: PLC0415
+    from flight_model.clock import ScaledClock  # noqa: PLC0415
     from murmur.config import missing  # noqa: PLC0415
 
     problems: list[str] = []

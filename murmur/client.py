@@ -12,8 +12,8 @@ from typing import Any
 
 import aiomqtt
 
-from broker.bus import raise_if_cancelled
-from broker.url import BrokerUrl
+from bus.bus import raise_if_cancelled
+from bus.url import BrokerUrl
 from contracts import DEFAULT_ROOT, DecodeError, Envelope, Event, decode
 from contracts.events import (
     DeliveryCancellationRequested,

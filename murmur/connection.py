@@ -10,7 +10,7 @@ import ssl
 from dataclasses import replace
 from pathlib import Path
 
-from broker.url import BrokerUrl, BrokerUrlError
+from bus.url import BrokerUrl, BrokerUrlError
 
 
 def add_connection_options(command: argparse.ArgumentParser) -> None:

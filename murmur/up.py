@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.amqtt_server import EmbeddedBroker
-from broker.url import BrokerUrl
+from bus.url import BrokerUrl
 from cloud.scheduler.service import SchedulerSettings
 from cloud.services import SERVICE_NAMES, CloudSettings, Service, build_service
 from contracts.events import DeliveryRequested, DeliveryStatusChanged, DroneAssigned
@@ -31,11 +31,11 @@ from contracts.states import TERMINAL_STAGES, DeliveryStage
 from drone_agent.main import FleetConfig, build_agent, simulated_fc, spread_homes
 from drone_agent.service import DroneAgent
 from drone_agent.sim_adapter import TickRouter
-from firmware_sim.clock import ScaledClock
-from firmware_sim.energy import EnergyModel
-from firmware_sim.geo import random_within
 from firmware_sim.ground_crew import GroundCrew
 from firmware_sim.simulator import Simulator
+from flight_model.clock import ScaledClock
+from flight_model.energy import EnergyModel
+from flight_model.geo import random_within
 from murmur.client import Client, connect
 
 REAL_TELEMETRY_HZ = 2.0

@@ -31,7 +31,7 @@ import aiomqtt
 
 from benchmarks.fleet_scale import Child, spawn
 from broker.mosquitto import Mosquitto
-from broker.url import BrokerUrl
+from bus.url import BrokerUrl
 from cloud.services import SERVICE_NAMES, build_service
 from contracts import DecodeError, Envelope, Event, decode
 from contracts.events import DeliveryStatusChanged, JobAccepted, JobFailed, JobSucceeded
@@ -40,10 +40,10 @@ from contracts.requests import delivery_request
 from contracts.states import TERMINAL_STAGES, DeliveryStage
 from drone_agent.main import FleetConfig, build_agent, simulated_fc, spread_homes
 from drone_agent.sim_adapter import TickRouter
-from firmware_sim.clock import ScaledClock
-from firmware_sim.geo import random_within
 from firmware_sim.ground_crew import GroundCrew
 from firmware_sim.simulator import Simulator
+from flight_model.clock import ScaledClock
+from flight_model.geo import random_within
 from murmur.up import scheduler_for, telemetry_hz_for
 from tests.chaos_check import Consumer, Recorded, Verdict, first_seen, lost, verdict
 from tests.netproxy import LinkProxy

@@ -7,9 +7,9 @@ Plain functions, like `tests/builders.py`: a test names only what it is about, e
 from typing import Any
 
 from contracts.ids import Location
-from firmware_sim.geo import from_enu
 from firmware_sim.state import SimEvent
 from firmware_sim.vehicle import SimVehicle
+from flight_model.geo import from_enu
 from tests.builders import DRONE, HOME
 
 DT = 0.5

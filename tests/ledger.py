@@ -13,8 +13,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from broker.bus import Bus, Outbox
-from broker.store import open_database
+from bus.bus import Bus, Outbox
+from bus.store import open_database
 from contracts import Envelope
 from contracts.events import DeliveryRequested, PackageReady, ServiceStatus
 

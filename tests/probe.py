@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import aiomqtt
 
-from broker.url import BrokerUrl
+from bus.url import BrokerUrl
 from contracts import DecodeError, Envelope, Event, decode
 
 E = TypeVar("E", bound=Event)

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from broker.bus import Bus
-from broker.url import BrokerUrl
+from bus.bus import Bus
+from bus.url import BrokerUrl
 from cloud.scheduler.service import SchedulerSettings
 from cloud.services import SERVICE_NAMES, CloudSettings, build_service
 from contracts.ids import Location
@@ -20,12 +20,12 @@ from drone_agent.flight import FlightController
 from drone_agent.main import FleetConfig, build_agent, mavlink_fleet
 from drone_agent.service import DroneAgent
 from drone_agent.sim_adapter import SimFlightController, TickRouter
-from firmware_sim.clock import ScaledClock
 from firmware_sim.failures import Failure, FailurePlan
-from firmware_sim.geo import from_enu
 from firmware_sim.ground_crew import GroundCrew
 from firmware_sim.simulator import Simulator
 from firmware_sim.vehicle import SimVehicle
+from flight_model.clock import ScaledClock
+from flight_model.geo import from_enu
 from murmur.up import scheduler_for, telemetry_hz_for
 
 ROOT = "murmur/v1"

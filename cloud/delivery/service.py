@@ -9,7 +9,7 @@ into the delivery's journal, which answers `murmur trace` (docs/trace.md).
 
 from typing import TYPE_CHECKING, Any
 
-from broker.bus import Bus, Handler, Outbox
+from bus.bus import Bus, Handler, Outbox
 from cloud.delivery import journal
 from cloud.delivery.stages import BEFORE_PICKUP, eta, eta_moved, forward, stages_for_phase
 from cloud.delivery.store import DeliveryStore, Tracked
@@ -41,8 +41,8 @@ from contracts.events import (
     TelemetryReported,
 )
 from contracts.states import TERMINAL_STAGES, DeliveryStage
-from firmware_sim.airframe import Airframe
-from firmware_sim.clock import Clock
+from flight_model.airframe import Airframe
+from flight_model.clock import Clock
 
 if TYPE_CHECKING:
     from contracts.ids import Location

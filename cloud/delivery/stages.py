@@ -5,8 +5,8 @@ from datetime import datetime, timedelta
 from contracts.events import JobPhase
 from contracts.ids import Location
 from contracts.states import DELIVERY_TRANSITIONS, DeliveryStage, can_advance
-from firmware_sim.airframe import Airframe
-from firmware_sim.geo import haversine_m
+from flight_model.airframe import Airframe
+from flight_model.geo import haversine_m
 
 _S = DeliveryStage
 BEFORE_PICKUP = frozenset({_S.REQUESTED, _S.SCHEDULED, _S.HEADED_TO_PICKUP, _S.RESCHEDULED})

@@ -14,7 +14,7 @@ from typing import Any
 
 import aiomqtt
 
-from broker.url import BrokerUrl
+from bus.url import BrokerUrl
 from cloud.ingestion.statuses import StatusBoard
 from contracts import DEFAULT_ROOT, DecodeError, Envelope, Event, decode
 from contracts.events import DeliveryStatusChanged

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from broker.url import BrokerUrl
+from bus.url import BrokerUrl
 from cloud.ingestion.api import create_app
 from cloud.ingestion.gateway import Gateway
 from contracts import DEFAULT_ROOT

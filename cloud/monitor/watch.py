@@ -15,7 +15,7 @@ import aiomqtt
 from rich.console import Console
 from rich.live import Live
 
-from broker.url import BrokerUrl
+from bus.url import BrokerUrl
 from cloud.monitor.render import DEFAULT_MAX_ROWS, render
 from cloud.monitor.view import DEFAULT_STALE_AFTER_S, Batch, FleetView
 from contracts import DEFAULT_ROOT, DecodeError, decode

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from broker.bus import Bus, Outbox
+from bus.bus import Bus, Outbox
 from cloud.package.rules import PackagePolicy, PackageStatus, Refusal, duplicate, refusal
 from cloud.package.store import PackageStore
 from contracts import Envelope

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 from contracts.events import Availability, DroneState
 from contracts.ids import Location
-from firmware_sim.energy import EnergyModel
-from firmware_sim.geo import haversine_m
+from flight_model.energy import EnergyModel
+from flight_model.geo import haversine_m
 
 
 @dataclass(frozen=True)

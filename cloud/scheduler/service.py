@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from broker.bus import Bus, Outbox, raise_if_cancelled
+from bus.bus import Bus, Outbox, raise_if_cancelled
 from cloud.ownership import refuse_foreign
 from cloud.scheduler.fleet import DroneView, Trip, best_candidate, free
 from cloud.scheduler.store import OPEN_JOB_STATES, Booking, JobRow, Plan, SchedulerStore
@@ -38,8 +38,8 @@ from contracts.events import (
     TelemetryReported,
 )
 from contracts.states import JobState
-from firmware_sim.clock import Clock
-from firmware_sim.energy import EnergyModel
+from flight_model.clock import Clock
+from flight_model.energy import EnergyModel
 
 # Phases that mean the package is on board: the pivot of the delivery.
 AFTER_PICKUP = frozenset(

@@ -43,8 +43,8 @@ from drone_agent.mavlink.messages import (
 )
 from drone_agent.mavlink.state import Telemetry
 from drone_agent.mavlink.transport import Link, open_link
-from firmware_sim.airframe import Airframe
-from firmware_sim.clock import Clock
+from flight_model.airframe import Airframe
+from flight_model.clock import Clock
 
 log = logging.getLogger("murmur.agent.mavlink")
 

@@ -33,8 +33,8 @@ from drone_agent.mavlink.messages import (
     StatusText,
     SysStatus,
 )
-from firmware_sim.airframe import Airframe
-from firmware_sim.geo import haversine_m
+from flight_model.airframe import Airframe
+from flight_model.geo import haversine_m
 
 UNKNOWN_FAILSAFE = "failsafe_unknown"
 """The failsafe while the status is CRITICAL/EMERGENCY and no failsafe text said which."""

@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from firmware_sim.clock import Clock
 from firmware_sim.mavlink.codec import (
     Decoded,
     Encoder,
@@ -51,6 +50,7 @@ from firmware_sim.mavlink.protocol import (
 from firmware_sim.mavlink.stream import Readout, StreamSchedule, read
 from firmware_sim.state import SimEvent
 from firmware_sim.vehicle import SimVehicle
+from flight_model.clock import Clock
 
 logger = logging.getLogger(__name__)
 

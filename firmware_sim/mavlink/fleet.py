@@ -2,10 +2,10 @@
 
 from collections.abc import Iterable
 
-from firmware_sim.clock import Clock
 from firmware_sim.mavlink.endpoint import MavlinkEndpoint
 from firmware_sim.simulator import Simulator
 from firmware_sim.vehicle import SimVehicle
+from flight_model.clock import Clock
 
 BASE_PORT = 14580
 """Vehicle *i* (from 1) listens on `BASE_PORT + i` (docs/mavlink.md)."""

@@ -20,9 +20,9 @@ from firmware_sim.mavlink.protocol import (
     MissionResult,
     MissionState,
 )
-from firmware_sim.physics import FlightPhase
 from firmware_sim.state import ACCEPTED, CommandAck, SimEvent, SimEventKind, denied
 from firmware_sim.vehicle import SimVehicle
+from flight_model.phases import FlightPhase
 
 RETRY_S = 0.5
 """A silent uploader is asked again after this many (real) seconds…"""

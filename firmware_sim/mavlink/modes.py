@@ -8,7 +8,6 @@ mode, the armed flag a `base_mode` bit, an engaged failsafe a CRITICAL or EMERGE
 from dataclasses import dataclass
 
 from firmware_sim.failsafes import BY_REASON, FailsafeAction
-from firmware_sim.geo import haversine_m
 from firmware_sim.mavlink.protocol import (
     LandedState,
     MavState,
@@ -17,8 +16,9 @@ from firmware_sim.mavlink.protocol import (
     Px4MainMode,
     Severity,
 )
-from firmware_sim.physics import FlightPhase
 from firmware_sim.state import VehicleState
+from flight_model.geo import haversine_m
+from flight_model.phases import FlightPhase
 
 # PX4 sets these with every AUTO mode (px4_map in pymavlink: base_mode 29 for AUTO.*).
 _AUTO_FLAGS = (

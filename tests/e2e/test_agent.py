@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from broker.url import BrokerUrl
+from bus.url import BrokerUrl
 from contracts import Envelope, Event
 from contracts.events import (
     CommandName,
@@ -43,11 +43,11 @@ from contracts.ids import Location
 from drone_agent.main import FleetConfig, build_agent, simulated_fc
 from drone_agent.service import DroneAgent
 from drone_agent.sim_adapter import TickRouter
-from firmware_sim.clock import ScaledClock
 from firmware_sim.failures import Failure, FailurePlan
-from firmware_sim.geo import from_enu
-from firmware_sim.physics import FlightPhase
 from firmware_sim.simulator import Simulator
+from flight_model.clock import ScaledClock
+from flight_model.geo import from_enu
+from flight_model.phases import FlightPhase
 from tests.brokers import TestBroker
 from tests.netproxy import LinkProxy
 from tests.probe import Probe, probing, publish_events

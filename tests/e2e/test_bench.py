@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 
 from benchmarks import harness, raw
-from broker.url import BrokerUrl
+from bus.url import BrokerUrl
 from tests.brokers import TestBroker
 from tests.e2e.test_cli import murmur
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from broker.bus import Bus
-from broker.store import open_database
+from bus.bus import Bus
+from bus.store import open_database
 from contracts import Envelope, Event
 from contracts.events import (
     DeadLetter,

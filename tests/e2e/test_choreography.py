@@ -15,7 +15,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from broker.bus import raise_if_cancelled
+from bus.bus import raise_if_cancelled
 from cloud.delivery.store import DeliveryStore
 from cloud.package.rules import PackageStatus
 from cloud.package.store import PackageStore
@@ -49,7 +49,7 @@ from contracts.ids import Location
 from contracts.requests import delivery_request
 from contracts.states import DeliveryStage
 from firmware_sim.failures import Failure
-from firmware_sim.geo import haversine_m
+from flight_model.geo import haversine_m
 from tests.brokers import TestBroker
 from tests.probe import Probe, probing, publish_events
 from tests.system import ROOT, Drone, near, running_system, scheduler_settings

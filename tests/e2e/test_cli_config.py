@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from broker.url import BrokerUrl
+from bus.url import BrokerUrl
 from contracts.events import DroneStatus, Link
 from tests.brokers import TestBroker
 from tests.probe import probing

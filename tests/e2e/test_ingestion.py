@@ -12,7 +12,7 @@ from typing import Any, Self
 import httpx
 import pytest
 
-from broker.url import BrokerUrl
+from bus.url import BrokerUrl
 from cloud.ingestion.server import Ingestion, running, serve
 from contracts.events import (
     DeliveryCancellationRequested,

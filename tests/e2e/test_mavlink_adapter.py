@@ -22,11 +22,11 @@ from pymavlink.dialects.v20 import common as mavlink
 from contracts.ids import Location
 from drone_agent.flight import FailsafeError, FlightCommandError, VehicleState
 from drone_agent.mavlink import MavlinkFlightController
-from firmware_sim.clock import Clock, ManualClock, ScaledClock
-from firmware_sim.geo import from_enu, haversine_m
 from firmware_sim.mavlink import serve_fleet
 from firmware_sim.simulator import Simulator
 from firmware_sim.vehicle import SimVehicle
+from flight_model.clock import Clock, ManualClock, ScaledClock
+from flight_model.geo import from_enu, haversine_m
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from broker.url import BrokerUrl
+from bus.url import BrokerUrl
 from contracts.events import (
     Availability,
     DroneEvent,
@@ -22,11 +22,11 @@ from contracts.events import (
 )
 from drone_agent.main import FleetConfig, build_agent
 from drone_agent.mavlink import MavlinkFlightController, UdpOut
-from firmware_sim.clock import ScaledClock
-from firmware_sim.geo import haversine_m
 from firmware_sim.mavlink import MavlinkEndpoint, serve_fleet
 from firmware_sim.simulator import Simulator
 from firmware_sim.vehicle import SimVehicle
+from flight_model.clock import ScaledClock
+from flight_model.geo import haversine_m
 from tests.brokers import TestBroker
 from tests.e2e.test_agent import HOME, an_offer
 from tests.e2e.test_cli import murmur

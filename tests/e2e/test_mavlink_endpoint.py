@@ -19,12 +19,12 @@ import pytest
 os.environ["MAVLINK20"] = "1"
 from pymavlink import mavutil
 
-from firmware_sim.clock import ScaledClock
 from firmware_sim.failures import Failure
-from firmware_sim.geo import haversine_m
 from firmware_sim.mavlink import MavlinkEndpoint, serve_fleet
 from firmware_sim.simulator import Simulator
 from firmware_sim.vehicle import SimVehicle
+from flight_model.clock import ScaledClock
+from flight_model.geo import haversine_m
 from tests.builders import HOME
 from tests.flights import a_sim_vehicle, east_of
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.storm import SERVICES, StormSettings, storm
-from broker.url import BrokerUrl
+from bus.url import BrokerUrl
 from contracts.states import TERMINAL_STAGES, DeliveryStage
 from tests.brokers import TestBroker
 

@@ -13,10 +13,10 @@ import pytest
 import trustme
 
 from broker.mosquitto import Mosquitto, TlsListener
-from broker.url import BrokerUrl
+from bus.url import BrokerUrl
 from cloud.services import build_service
 from contracts.events import DeliveryRequested
-from firmware_sim.clock import ScaledClock
+from flight_model.clock import ScaledClock
 from murmur.client import connect
 from tests.brokers import TEST_PASSWORD, TEST_USER, require_mosquitto
 from tests.builders import a_delivery_request

@@ -13,8 +13,8 @@ from typing import Any
 
 from paho.mqtt.enums import MQTTErrorCode
 
-from broker.bus import Bus, Outbox, read_all_available
-from broker.store import BusStore, open_database
+from bus.bus import Bus, Outbox, read_all_available
+from bus.store import BusStore, open_database
 from contracts import Envelope, Event
 from contracts.events import PackageReady
 from contracts.ids import PackageSize

@@ -2,8 +2,8 @@
 
 import pytest
 
-from broker.store import BusStore, open_database
-from broker.url import BrokerUrl, BrokerUrlError
+from bus.store import BusStore, open_database
+from bus.url import BrokerUrl, BrokerUrlError
 
 
 def a_store(max_outbox: int = 10_000) -> BusStore:

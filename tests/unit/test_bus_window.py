@@ -8,7 +8,7 @@ from typing import Any
 
 from paho.mqtt.enums import MQTTErrorCode
 
-from broker.bus import read_all_available
+from bus.bus import read_all_available
 
 
 class _Paho:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from firmware_sim.clock import Clock, ManualClock, ScaledClock
+from flight_model.clock import Clock, ManualClock, ScaledClock
 from tests.builders import T0
 
 

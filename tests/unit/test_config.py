@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.url import BrokerUrl
+from bus.url import BrokerUrl
 from murmur import cli
 from murmur.config import add_config_option, layer
 

@@ -19,7 +19,7 @@ from broker.credentials import (
     remove_login,
 )
 from broker.passwords import read_password_file, verify_password
-from broker.url import BrokerUrl
+from bus.url import BrokerUrl
 from contracts.ids import Location
 from drone_agent.main import FleetConfig, drone_login
 from murmur import cli

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.bus import Bus
-from broker.store import open_database
+from bus.bus import Bus
+from bus.store import open_database
 from cloud.delivery.service import DeliveryService
 from cloud.delivery.store import DeliveryStore
 from contracts import Envelope, Event, decode
@@ -25,7 +25,7 @@ from contracts.events import (
 from contracts.ids import PackageSize
 from contracts.requests import delivery_request
 from contracts.states import DeliveryStage
-from firmware_sim.clock import ManualClock
+from flight_model.clock import ManualClock
 from tests.builders import source_of
 from tests.system import near
 

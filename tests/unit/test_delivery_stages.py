@@ -14,8 +14,8 @@ from cloud.delivery.stages import (
 )
 from contracts.events import JobPhase
 from contracts.states import DELIVERY_TRANSITIONS, TERMINAL_STAGES, DeliveryStage, can_advance
-from firmware_sim.airframe import Airframe
-from firmware_sim.geo import from_enu
+from flight_model.airframe import Airframe
+from flight_model.geo import from_enu
 from tests.builders import PICKUP, T0
 
 D = DeliveryStage

@@ -1,9 +1,9 @@
 import pytest
 
-from firmware_sim.airframe import Airframe
 from firmware_sim.battery import Battery, lipo_cell_voltage
-from firmware_sim.energy import EnergyModel
-from firmware_sim.physics import FlightPhase
+from flight_model.airframe import Airframe
+from flight_model.energy import EnergyModel
+from flight_model.phases import FlightPhase
 from tests.builders import DROPOFF, HOME, PICKUP
 from tests.flights import east_of
 

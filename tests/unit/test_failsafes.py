@@ -12,9 +12,9 @@ from firmware_sim.failsafes import (
     check,
 )
 from firmware_sim.failures import Failure
-from firmware_sim.geo import haversine_m
-from firmware_sim.physics import FlightPhase
 from firmware_sim.vehicle import SimVehicle
+from flight_model.geo import haversine_m
+from flight_model.phases import FlightPhase
 from tests.builders import HOME, PICKUP
 from tests.flights import (
     a_cruising_vehicle,

@@ -1,8 +1,8 @@
 import pytest
 
 from firmware_sim.failures import Failure, FailurePlan
-from firmware_sim.physics import FlightPhase
 from firmware_sim.state import SimEvent
+from flight_model.phases import FlightPhase
 from tests.flights import a_sim_vehicle, fly_for, fly_until, kinds
 
 CRUISE = FlightPhase.CRUISE

@@ -21,15 +21,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker.bus import Bus
-from broker.url import BrokerUrl
+from bus.bus import Bus
+from bus.url import BrokerUrl
 from cloud.services import SERVICE_NAMES, build_service
 from contracts import Event
 from contracts.topics import DEFAULT_ROOT
 from drone_agent.main import FleetConfig, build_agent, simulated_fc
 from drone_agent.sim_adapter import TickRouter
-from firmware_sim.clock import ManualClock
 from firmware_sim.simulator import Simulator
+from flight_model.clock import ManualClock
 from tests.builders import DRONE, HOME, a_delivery_request, an_envelope, an_example, wire_dict
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))

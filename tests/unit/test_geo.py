@@ -3,7 +3,7 @@ import math
 import pytest
 
 from contracts.ids import Location
-from firmware_sim.geo import EARTH_RADIUS_M, bearing_deg, from_enu, haversine_m, to_enu
+from flight_model.geo import EARTH_RADIUS_M, bearing_deg, from_enu, haversine_m, to_enu
 from tests.builders import DROPOFF, HOME
 
 ORIGIN = Location(latitude=0.0, longitude=0.0)

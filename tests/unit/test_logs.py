@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from broker import logcontext
-from broker.bus import Bus, Outbox
-from broker.store import open_database
+from bus import logcontext
+from bus.bus import Bus, Outbox
+from bus.store import open_database
 from contracts import Envelope, Event
 from contracts.events import DeliveryRequested
 from contracts.ids import Location

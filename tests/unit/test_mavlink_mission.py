@@ -4,7 +4,6 @@ import pytest
 
 from contracts.ids import Location
 from firmware_sim.failures import Failure
-from firmware_sim.geo import haversine_m
 from firmware_sim.mavlink.mission import (
     MAX_ITEMS,
     MAX_RETRIES,
@@ -19,6 +18,7 @@ from firmware_sim.mavlink.mission import (
 from firmware_sim.mavlink.protocol import Cmd, Frame, GripperAction, MissionResult, MissionState
 from firmware_sim.state import SimEvent
 from firmware_sim.vehicle import SimVehicle
+from flight_model.geo import haversine_m
 from tests.builders import HOME
 from tests.flights import DT, a_hovering_vehicle, a_sim_vehicle, east_of
 

@@ -21,8 +21,8 @@ from firmware_sim.mavlink.protocol import (
     Px4AutoMode,
     Severity,
 )
-from firmware_sim.physics import FlightPhase
 from firmware_sim.state import VehicleState
+from flight_model.phases import FlightPhase
 from tests.builders import HOME
 from tests.flights import a_hovering_vehicle, a_sim_vehicle, east_of, fly_until
 

@@ -37,8 +37,8 @@ from drone_agent.mavlink.state import (
     resume_commanded,
     takeoff_commanded,
 )
-from firmware_sim.airframe import Airframe
-from firmware_sim.geo import from_enu, haversine_m
+from flight_model.airframe import Airframe
+from flight_model.geo import from_enu, haversine_m
 
 AIRFRAME = Airframe()
 HOME = Location(latitude=47.3769, longitude=8.5417)

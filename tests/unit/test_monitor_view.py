@@ -15,7 +15,7 @@ from contracts.events import (
     Link,
 )
 from contracts.states import DeliveryStage
-from firmware_sim.geo import from_enu
+from flight_model.geo import from_enu
 from tests.builders import (
     HOME,
     a_dead_letter,

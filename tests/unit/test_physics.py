@@ -2,8 +2,9 @@ import itertools
 
 import pytest
 
-from firmware_sim.airframe import Airframe
-from firmware_sim.physics import HOLD_HERE, FlightPhase, Motion, Setpoint, power_phase, step
+from firmware_sim.physics import HOLD_HERE, Motion, Setpoint, power_phase, step
+from flight_model.airframe import Airframe
+from flight_model.phases import FlightPhase
 
 AIRFRAME = Airframe()
 DT = 0.1

@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from broker.bus import Bus
-from broker.store import open_database
+from bus.bus import Bus
+from bus.store import open_database
 from cloud.scheduler.service import _WAITING_BATCH, SchedulerService
 from cloud.scheduler.store import Plan
-from firmware_sim.clock import ManualClock
+from flight_model.clock import ManualClock
 from tests.builders import a_delivery_request, a_package
 
 BURST = 2 * _WAITING_BATCH + 100

@@ -6,8 +6,8 @@ from hypothesis import strategies as st
 
 from cloud.scheduler.fleet import DroneView, Trip, best_candidate, can_fly, candidates, free
 from contracts.events import Availability
-from firmware_sim.energy import EnergyModel
-from firmware_sim.geo import from_enu
+from flight_model.energy import EnergyModel
+from flight_model.geo import from_enu
 from tests.builders import HOME, a_drone_state
 
 ENERGY = EnergyModel()

@@ -2,10 +2,10 @@ import asyncio
 
 import pytest
 
-from firmware_sim.clock import ManualClock
 from firmware_sim.simulator import Simulator
 from firmware_sim.state import SimEvent
 from firmware_sim.vehicle import SimVehicle
+from flight_model.clock import ManualClock
 from tests.builders import HOME, PICKUP
 from tests.flights import a_sim_vehicle
 

@@ -4,9 +4,9 @@ import pytest
 
 from firmware_sim.battery import Battery
 from firmware_sim.failures import Failure, FailurePlan
-from firmware_sim.geo import haversine_m
-from firmware_sim.physics import FlightPhase
 from firmware_sim.vehicle import SimVehicle
+from flight_model.geo import haversine_m
+from flight_model.phases import FlightPhase
 from tests.builders import DROPOFF, HOME, PICKUP
 from tests.flights import (
     a_cruising_vehicle,

@@ -9,12 +9,9 @@ hence `Airframe.model_error` and a reserve fraction on top.
 import math
 
 from contracts.ids import Location
-from firmware_sim.airframe import Airframe
-from firmware_sim.battery import Battery, lipo_cell_voltage
-from firmware_sim.geo import haversine_m
-from firmware_sim.physics import FlightPhase
-
-__all__ = ["Airframe", "Battery", "EnergyModel", "lipo_cell_voltage"]
+from flight_model.airframe import Airframe
+from flight_model.geo import haversine_m
+from flight_model.phases import FlightPhase
 
 GRAVITY_MPS2 = 9.80665
 AIR_DENSITY_KG_M3 = 1.225

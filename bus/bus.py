@@ -28,9 +28,9 @@ import aiomqtt
 import sqlite_utils
 from paho.mqtt.enums import MQTTErrorCode
 
-from broker import logcontext
-from broker.store import BusStore
-from broker.url import BrokerUrl
+from bus import logcontext
+from bus.store import BusStore
+from bus.url import BrokerUrl
 from contracts import DEFAULT_ROOT, DecodeError, Envelope, Event, decode
 from contracts.events import DeadLetter, Link
 from contracts.topics import filter_matches, to_filter
