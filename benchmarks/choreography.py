@@ -45,13 +45,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import aiomqtt
-
+from benchmarks.instrument import instrument, publish_raw
 from benchmarks.stats import percentile
-from bus.bus import Bus, BusStats, read_all_available
+from bus.bus import Bus
+from bus.client import Client
+from bus.errors import TransportError
+from bus.stats import BusStats
+from bus.transport import open_transport
 from bus.url import BrokerUrl
 from cloud.services import SERVICE_NAMES, CloudSettings, Service, build_service
 from contracts import Envelope, Event
+from contracts.events import (
+    DeliveryStatusChanged,
+    DroneAssigned,
+    JobAccepted,
+    JobOffered,
+    TelemetryReported,
+)
 from contracts.ids import Location
 from drone_agent.main import FleetConfig, build_agent, simulated_fc, spread_homes
 from drone_agent.service import DroneAgent
@@ -329,7 +339,7 @@ def _build(
 ) -> Service:
     return build_service(
         name,
-        broker=url,
+        transport=open_transport(url),
         db_path=state_dir / f"{name}.db",
         clock=clock,
         settings=CloudSettings(scheduler=scheduler_for(speedup)),
@@ -554,36 +564,17 @@ class Watch:
         return done()
 
 
-@contextlib.asynccontextmanager
-async def _client(
-    url: BrokerUrl, run: str, watch: Watch, *, statuses: bool
-) -> AsyncIterator[aiomqtt.Client]:
+def _instrument(url: BrokerUrl, run: str, watch: Watch, *, statuses: bool) -> Any:  # noqa: ANN401
     """The benchmark's client: publishes the requests and watches what comes back.
 
-    It takes each message as paho reads it (its own `on_message`, skipping aiomqtt's queue),
-    timestamped then, and reads every packet that has arrived at each wake-up: in the busy
-    fleet process the instrument must not be what lags. (Through aiomqtt's queue, each
-    message cost a few turns of that loop and assignments were seen seconds late.)
+    Statuses only when `Delivered` is waited for: each subscription to them brings every
+    retained status on the broker (amqtt sends them all before its SUBACK).
     """
-    client_id = f"bench-{run}-{uuid.uuid4().hex[:6]}"
-    async with url.client(client_id, clean_session=True, max_inflight_messages=1000) as client:
-        client.pending_calls_threshold = 100_000  # a burst is many publishes in flight on purpose
-        read_all_available(client)
-
-        def on_message(_client: Any, _userdata: Any, message: Any) -> None:  # noqa: ANN401
-            watch.see(message.topic, message.payload, time.monotonic())
-
-        client._client.on_message = on_message  # noqa: SLF001
-        # Statuses only when `Delivered` is waited for: each subscription to them brings every
-        # retained status on the broker (amqtt sends them all before its SUBACK).
-        relatives = ["deliveries/+/assigned", "drones/+/telemetry", "drones/+/jobs/+/offer"]
-        relatives += ["drones/+/jobs/+/update"]
-        relatives += ["deliveries/+/status"] if statuses else []
-        for relative in relatives:
-            await client.subscribe(f"{ROOT}/{relative}", qos=1, timeout=CONNECT_TIMEOUT_S)
-        if os.environ.get("BENCH_DEBUG"):
-            watch.trace = {}
-        yield client
+    if os.environ.get("BENCH_DEBUG"):
+        watch.trace = {}
+    watched: list[type[Event]] = [DroneAssigned, JobOffered, JobAccepted]  # job updates: one topic
+    watched += [DeliveryStatusChanged] if statuses else []
+    return instrument(url, run, watch.see, *watched)
 
 
 def _requests(homes: list[Location], run: str, *, spread_km: float) -> Iterator[tuple[str, bytes]]:
@@ -605,7 +596,7 @@ def _topic(delivery_id: str) -> str:
 class Rig:
     """A running system: services, fleet, and the benchmark's client."""
 
-    client: aiomqtt.Client
+    client: Client
     services: Services
     homes: list[Location]  # of every drone, wherever the fleet runs
     watch: Watch
@@ -654,7 +645,8 @@ async def _rig(
         watch = Watch()
         async with (
             services_cm as services,
-            _client(url, run, watch, statuses=statuses) as client,
+            _instrument(url, run, watch, statuses=statuses) as client,
+            instrument(url, f"{run}-telemetry", watch.see, TelemetryReported),
             fleet_cm,
         ):
             # Every drone reporting, then a few more periods so the scheduler has seen each
@@ -664,7 +656,6 @@ async def _rig(
             ):
                 msg = f"only {len(watch.telemetry_from)} of {drones} drones report"
                 raise RuntimeError(msg)
-            await client.unsubscribe(f"{ROOT}/drones/+/telemetry")
             await asyncio.sleep(3 / telemetry_hz_for(speedup) / speedup)
             where = f"{fleet_processes} processes" if fleet_processes else "the benchmark process"
             progress(f"{drones} drones ready in {where}, services {placement}")
@@ -697,9 +688,7 @@ async def throughput(
         before = await rig.services.stats()
         cpu_before = dict(rig.services.cpu_s)
         started = time.monotonic()
-        await asyncio.gather(
-            *(rig.client.publish(_topic(d), payload, qos=1) for d, payload in burst)
-        )
+        await asyncio.gather(*(publish_raw(rig.client, _topic(d), payload) for d, payload in burst))
         published_s = time.monotonic() - started
 
         def all_in(seen: dict[str, float]) -> bool:
@@ -815,7 +804,7 @@ async def offered_load(
         else:
             late = max(late, -wait)
         due[delivery_id] = at
-        task = asyncio.create_task(rig.client.publish(_topic(delivery_id), payload, qos=1))
+        task = asyncio.create_task(publish_raw(rig.client, _topic(delivery_id), payload))
         pending.add(task)
         task.add_done_callback(pending.discard)
     sent_s = time.monotonic() - started
@@ -946,7 +935,7 @@ async def _guarded(section: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, An
     """A section's figures, or the reason it has none: one failure spares the other section."""
     try:
         return await section
-    except (TimeoutError, RuntimeError, aiomqtt.MqttError, OSError) as exc:
+    except (TimeoutError, RuntimeError, TransportError, OSError) as exc:
         progress(f"section failed: {type(exc).__name__}: {exc}")
         return {"error": f"{type(exc).__name__}: {exc}"}
 

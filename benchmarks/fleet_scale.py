@@ -48,14 +48,16 @@ from urllib.parse import quote
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv; amqtt brings psutil
 
 from benchmarks.stats import percentile
-from bus.bus import Bus, Outbox
+from bus.bus import Bus
+from bus.client import connect
+from bus.outbox import Outbox
 from bus.store import open_database
+from bus.transport import open_transport
 from bus.url import BrokerUrl
 from cloud.delivery.service import DeliveryService
 from cloud.services import service_presence
-from contracts import DecodeError, Envelope, decode
+from contracts import Envelope
 from contracts.events import DroneStatus, Link, ServiceStatus
-from contracts.topics import to_filter
 from flight_model.clock import ScaledClock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -167,7 +169,7 @@ async def serve_delivery(broker: str, db: Path) -> None:
     # Wired as cloud.services.build_service wires the Delivery service.
     bus = Bus(
         component="delivery",
-        url=BrokerUrl.parse(broker),
+        transport=open_transport(broker),
         db=open_database(db),
         client_id="murmur-delivery",
         source="/cloud/delivery",
@@ -270,18 +272,9 @@ class Presence:
         return sum(link is Link.ONLINE and t >= since for link, t in self.services.values())
 
     async def run(self, url: BrokerUrl) -> None:
-        client = url.client(f"bench-fleet-scale-{os.getpid()}", clean_session=True)
-        async with client:
-            await client.subscribe(to_filter(DroneStatus.topic), qos=1)
-            await client.subscribe(to_filter(ServiceStatus.topic), qos=1)
-            async for message in client.messages:
-                payload = message.payload
-                if not isinstance(payload, bytes):
-                    continue
-                try:
-                    envelope = decode(str(message.topic), payload)
-                except DecodeError:
-                    continue
+        async with connect(open_transport(url), name="bench-fleet-scale") as client:
+            await client.subscribe(DroneStatus, ServiceStatus)
+            async for envelope in client.events():
                 data, sent = envelope.data, envelope.time.timestamp()
                 if isinstance(data, DroneStatus):
                     self.drones[data.drone_id] = (data.link, sent)

@@ -33,11 +33,13 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Final, Literal
 
-import aiomqtt
 from rich.console import Console
 from rich.table import Table
 
 from benchmarks import choreography, fleet_scale, raw
+from bus.client import connect
+from bus.errors import TransportError
+from bus.transport import open_transport
 from bus.url import BrokerUrl
 
 __all__ = [
@@ -190,14 +192,15 @@ async def _embedded_broker() -> AsyncIterator[BrokerUrl]:
 
 async def _sys_version(url: BrokerUrl) -> str | None:
     """The broker's own version string, where it publishes one (Mosquitto does; amqtt not)."""
-    client = url.client(f"bench-probe-{secrets.token_hex(4)}", clean_session=True)
     try:
-        async with client, asyncio.timeout(_PROBE_TIMEOUT_S):
+        async with (
+            asyncio.timeout(_PROBE_TIMEOUT_S),
+            connect(open_transport(url), name="bench-probe") as client,
+        ):
             await client.subscribe(_SYS_VERSION_TOPIC)
-            async for message in client.messages:
-                payload = message.payload
-                return payload.decode(errors="replace") if isinstance(payload, bytes) else None
-    except (TimeoutError, aiomqtt.MqttError):
+            async for received in client.received():
+                return received.payload.decode(errors="replace")
+    except (TimeoutError, TransportError):
         return None
     return None  # pragma: no cover - the message loop only ends by returning or timing out
 

@@ -165,7 +165,7 @@ class _Acks(_Counter):
 
     def on_publish(
         self,
-        _client: mqtt.Client,
+        _mqtt: mqtt.Client,
         _userdata: object,
         _mid: int,
         reason_code: ReasonCode,
@@ -197,7 +197,7 @@ def _connect(url: BrokerUrl, client_id: str) -> mqtt.Client:
     outcome: list[ReasonCode] = []
 
     def on_connect(
-        _client: mqtt.Client,
+        _mqtt: mqtt.Client,
         _userdata: object,
         _flags: object,
         reason_code: ReasonCode,
@@ -232,7 +232,7 @@ def _subscribe(client: mqtt.Client, topic: str) -> None:
     subscribed = threading.Event()
 
     def on_subscribe(
-        _client: mqtt.Client,
+        _mqtt: mqtt.Client,
         _userdata: object,
         _mid: int,
         reason_codes: list[ReasonCode],

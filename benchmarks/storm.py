@@ -26,20 +26,22 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv; amqtt brings psutil
 
 from benchmarks.fleet_scale import Child, broker_process, machine, rss_mib, spawn, url_arg
 from benchmarks.harness import MOSQUITTO, Target, started_broker
-from bus.bus import read_all_available
+from benchmarks.instrument import instrument, publish_raw
+from bus.client import Client
+from bus.errors import TransportError
 from bus.url import BrokerUrl
 from contracts import Envelope, Event
+from contracts.events import DeliveryStatusChanged, ServiceStatus, TelemetryReported
 from contracts.ids import Location
 from contracts.states import TERMINAL_STAGES
 from drone_agent.main import spread_homes
@@ -103,7 +105,7 @@ class Watch:
     terminal: set[str] = field(default_factory=set)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def see(self, topic: str, payload: bytes) -> None:
+    def see(self, topic: str, payload: bytes, _at: float = 0.0) -> None:
         """Record one message."""
         levels = topic.split("/")
         kind = levels[-1]
@@ -144,21 +146,6 @@ class Watch:
                     self.changed.clear()
                     await self.changed.wait()
         return bool(done())
-
-
-@contextlib.asynccontextmanager
-async def _client(url: BrokerUrl, name: str, watch: Watch) -> AsyncIterator[aiomqtt.Client]:
-    """A clean-session client feeding `watch` from paho's own callback."""
-    identifier = f"storm-{name}-{uuid.uuid4().hex[:6]}"
-    async with url.client(identifier, clean_session=True, max_inflight_messages=1000) as client:
-        client.pending_calls_threshold = 1_000_000  # a burst is many publishes in flight
-        read_all_available(client)
-
-        def on_message(_client: Any, _userdata: Any, message: Any) -> None:  # noqa: ANN401
-            watch.see(message.topic, message.payload)
-
-        client._client.on_message = on_message  # noqa: SLF001
-        yield client
 
 
 # --- the storm ---------------------------------------------------------------------------
@@ -299,9 +286,14 @@ async def storm(
     watch.wanted = {delivery_id for delivery_id, _, _ in built}
     rejected_ids = {delivery_id for delivery_id, _, overweight in built if overweight}
     children: dict[str, Child] = {}
-    async with _client(url, f"{run}-client", watch) as client:
-        for relative in ("services/+/status", "drones/+/telemetry", "deliveries/+/status"):
-            await client.subscribe(f"{ROOT}/{relative}", qos=1)
+    async with instrument(
+        url,
+        f"storm-{run}",
+        watch.see,
+        ServiceStatus,
+        DeliveryStatusChanged,
+        ack_timeout_s=settings.terminal_timeout_s,
+    ) as client:
         try:
             for name in SERVICES:
                 args = _service_args(name, url, workdir, settings, epoch)
@@ -309,18 +301,21 @@ async def storm(
             children["drones"] = await spawn(
                 "drones", _fleet_args(url, workdir, settings, epoch), workdir
             )
-            ready = await watch.until(
-                lambda: (
-                    (len(watch.services) == len(SERVICES) and len(watch.drones) == settings.drones)
-                    or not all(c.alive() for c in children.values())
-                ),
-                settings.ready_timeout_s,
-            )
+            async with instrument(url, f"storm-{run}-telemetry", watch.see, TelemetryReported):
+                ready = await watch.until(
+                    lambda: (
+                        (
+                            len(watch.services) == len(SERVICES)
+                            and len(watch.drones) == settings.drones
+                        )
+                        or not all(c.alive() for c in children.values())
+                    ),
+                    settings.ready_timeout_s,
+                )
             if not ready or not all(c.alive() for c in children.values()):
                 tails = {n: c.log_tail() for n, c in children.items()}
                 msg = f"services or drones did not come up: {tails}"
                 raise RuntimeError(msg)
-            await client.unsubscribe(f"{ROOT}/drones/+/telemetry")
             figures = await _burst(
                 client,
                 watch,
@@ -341,7 +336,7 @@ async def storm(
 
 
 async def _burst(
-    client: aiomqtt.Client,
+    client: Client,
     watch: Watch,
     built: list[tuple[str, bytes, bool]],
     *,
@@ -361,12 +356,7 @@ async def _burst(
     sampling = asyncio.create_task(sampler.run(started, settings.sample_s), name="storm.sample")
     try:
         # As fast as the client goes: a window of 1,000 in flight, the rest queued in paho.
-        await asyncio.gather(
-            *(
-                client.publish(_topic(d), payload, qos=1, timeout=settings.terminal_timeout_s)
-                for d, payload, _ in built
-            )
-        )
+        await asyncio.gather(*(publish_raw(client, _topic(d), payload) for d, payload, _ in built))
         published_s = time.monotonic() - started
         all_terminal = await watch.until(
             lambda: len(watch.terminal) == len(built), settings.terminal_timeout_s
@@ -412,8 +402,7 @@ async def _burst(
 async def _retained_terminal(url: BrokerUrl, wanted: set[str]) -> int:
     """How many of `wanted` a newcomer finds with a terminal retained status."""
     late = Watch(wanted=set(wanted))
-    async with _client(url, "late", late) as client:
-        await client.subscribe(f"{ROOT}/deliveries/+/status", qos=1, timeout=60)
+    async with instrument(url, "storm-late", late.see, DeliveryStatusChanged):
         await late.until(lambda: len(late.terminal) == len(wanted), 30 + len(wanted) / 500)
     return len(late.terminal)
 
@@ -455,7 +444,7 @@ async def compare(
                         result = await storm(
                             running.url, settings, Path(tmp), broker=broker, progress=tell
                         )
-                    except (RuntimeError, TimeoutError, aiomqtt.MqttError, OSError) as exc:
+                    except (RuntimeError, TimeoutError, TransportError, OSError) as exc:
                         tell(f"the storm failed: {type(exc).__name__}: {exc}")
                         storms.append({"broker": kind, "requests": size, "error": str(exc)})
                         continue

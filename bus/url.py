@@ -3,15 +3,14 @@
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import aiomqtt
+from bus.errors import BusError
 
 _DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
 
-class BrokerUrlError(ValueError):
+class BrokerUrlError(BusError, ValueError):
     """Raised for a broker URL we cannot use; the message says which part is wrong."""
 
 
@@ -67,23 +66,6 @@ class BrokerUrl:
         if self.cert_file is not None:
             context.load_cert_chain(self.cert_file, self.key_file)
         return context
-
-    def client(self, identifier: str, *, clean_session: bool, **options: Any) -> aiomqtt.Client:  # noqa: ANN401
-        """An MQTT client for this broker, with `options` passed on to aiomqtt.
-
-        The identifier stands in for a missing user name: amqtt keeps no offline queue for a
-        session without one (field notes §1), and lets in any client that sends one.
-        """
-        return aiomqtt.Client(
-            self.host,
-            self.port,
-            username=self.username or identifier,
-            password=self.password,
-            identifier=identifier,
-            clean_session=clean_session,
-            tls_context=self.ssl_context(),
-            **{"timeout": 10, **options},
-        )
 
     def __str__(self) -> str:
         """The URL without the password, safe to log."""

@@ -7,7 +7,7 @@ reason, never in a silent drop.
 
 from typing import Any
 
-from bus.bus import Outbox
+from bus.outbox import Outbox
 from contracts import Envelope
 
 NOT_ASSIGNED = "not_assigned"

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from bus.bus import Bus, Presence
 from bus.store import open_database
-from bus.url import BrokerUrl
+from bus.transport import Transport
 from cloud.delivery.service import DeliveryService
 from cloud.package.rules import PackagePolicy
 from cloud.package.service import PackageService
@@ -46,7 +46,7 @@ def service_presence(name: str) -> Presence:
 def build_service(
     name: str,
     *,
-    broker: BrokerUrl,
+    transport: Transport,
     db_path: Path,
     clock: Clock,
     settings: CloudSettings | None = None,
@@ -58,7 +58,7 @@ def build_service(
     db_path.parent.mkdir(parents=True, exist_ok=True)
     bus = Bus(
         component=name,
-        url=broker,
+        transport=transport,
         db=open_database(db_path),
         root=root,
         client_id=client_id or f"murmur-{name}",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bus.bus import Bus
 from bus.store import open_database
+from bus.transport import open_transport
 from bus.url import BrokerUrl, BrokerUrlError
 from contracts.ids import Location, parse_location
 from drone_agent.flight import FlightController
@@ -156,7 +157,7 @@ def build_agent(
     config.state_dir.mkdir(parents=True, exist_ok=True)
     bus = Bus(
         component=drone_id,
-        url=drone_login(config, drone_id),
+        transport=open_transport(drone_login(config, drone_id)),
         db=open_database(config.state_dir / f"{drone_id}.db"),
         client_id=f"drone-{drone_id}",
         source=f"/drones/{drone_id}",

@@ -13,7 +13,8 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from bus.bus import Bus, Outbox, Presence, raise_if_cancelled
+from bus.bus import Bus, Presence
+from bus.outbox import Outbox
 from contracts import Envelope
 from contracts.events import (
     Availability,
@@ -370,7 +371,6 @@ class DroneAgent:
                         self._emit_event(out, kind, job=job, state=state)
                     self._emit_state(out)
             previous = state
-            raise_if_cancelled()
             # A fixed rate, not a fixed pause: the time a report takes must not stretch the
             # period (1,000 drones in one process reported at 0.94 Hz instead of 1 Hz). A loop
             # that fell behind starts afresh rather than catching up in a burst.

@@ -10,6 +10,7 @@ import json
 import math
 import signal
 import sys
+import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,7 @@ def _positive(args: argparse.Namespace, names: Sequence[str], problems: list[str
 
 
 def _service(args: argparse.Namespace) -> int:
+    from bus.transport import open_transport  # noqa: PLC0415
     from cloud.package.rules import PackagePolicy  # noqa: PLC0415 - lazy by design
     from cloud.scheduler.service import SchedulerSettings  # noqa: PLC0415
     from cloud.services import CloudSettings, build_service  # noqa: PLC0415
@@ -256,7 +258,7 @@ def _service(args: argparse.Namespace) -> int:
     )
     service = build_service(
         args.service,
-        broker=url,
+        transport=open_transport(url),
         db_path=args.db,
         clock=ScaledClock.anchored(args.speedup, args.sim_epoch),
         settings=settings,
@@ -267,6 +269,7 @@ def _service(args: argparse.Namespace) -> int:
 
 
 def _ingestion(args: argparse.Namespace, url: Any) -> int:  # noqa: ANN401 - BrokerUrl
+    from bus.transport import open_transport  # noqa: PLC0415
     from cloud.ingestion.server import serve  # noqa: PLC0415 - lazy by design
 
     def on_ready(port: int) -> None:
@@ -274,7 +277,13 @@ def _ingestion(args: argparse.Namespace, url: Any) -> int:  # noqa: ANN401 - Bro
 
     try:
         _run_until_signalled(
-            serve(url, host=args.host, port=args.port, root=args.root, on_ready=on_ready)
+            serve(
+                open_transport(url),
+                host=args.host,
+                port=args.port,
+                root=args.root,
+                on_ready=on_ready,
+            )
         )
     except OSError as exc:
         print(
@@ -351,13 +360,15 @@ def _request(args: argparse.Namespace) -> int:
 
 
 async def _request_and_follow(args: argparse.Namespace, url: Any, request: Any) -> int:  # noqa: ANN401
+    from bus.client import connect  # noqa: PLC0415
+    from bus.transport import open_transport  # noqa: PLC0415
+    from contracts.events import DeliveryStatusChanged  # noqa: PLC0415
     from contracts.states import TERMINAL_STAGES, DeliveryStage  # noqa: PLC0415
-    from murmur.client import connect  # noqa: PLC0415
 
-    async with connect(url, root=args.root) as client:
+    async with connect(open_transport(url), root=args.root) as client:
         if args.follow:
-            await client.watch_status([request.delivery_id])
-        await client.request(request)
+            await client.subscribe(DeliveryStatusChanged, delivery_id=request.delivery_id)
+        await client.publish(request, correlationid=request.delivery_id)
         if not args.follow:
             if args.json:
                 print(json.dumps({"delivery_id": request.delivery_id, "stage": "Requested"}))
@@ -365,7 +376,10 @@ async def _request_and_follow(args: argparse.Namespace, url: Any, request: Any) 
                 print(request.delivery_id)
             return 0
         async with asyncio.timeout(args.timeout):
-            async for status in client.statuses():
+            async for envelope in client.events():
+                status = envelope.data
+                if not isinstance(status, DeliveryStatusChanged):
+                    continue
                 print(_status_line(status, as_json=args.json), flush=True)
                 if status.stage in TERMINAL_STAGES:
                     return 0 if status.stage is DeliveryStage.DELIVERED else 1
@@ -384,7 +398,9 @@ def _check_delivery_id(delivery_id: str, problems: list[str]) -> None:
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    from murmur.client import connect  # noqa: PLC0415
+    from bus.client import connect  # noqa: PLC0415
+    from bus.transport import open_transport  # noqa: PLC0415
+    from contracts.events import DeliveryCancellationRequested  # noqa: PLC0415
 
     problems: list[str] = []
     url = broker_url(args, problems)
@@ -393,8 +409,9 @@ def _cancel(args: argparse.Namespace) -> int:
         return _problems("cancel", problems)
 
     async def cancel() -> int:
-        async with connect(url, root=args.root) as client:
-            await client.cancel(args.delivery_id, args.reason)
+        cancel = DeliveryCancellationRequested(delivery_id=args.delivery_id, reason=args.reason)
+        async with connect(open_transport(url), root=args.root) as client:
+            await client.publish(cancel, correlationid=args.delivery_id)
         print(
             f"cancellation of {args.delivery_id} requested; its status says whether it was granted"
         )
@@ -406,6 +423,7 @@ def _cancel(args: argparse.Namespace) -> int:
 def _monitor(args: argparse.Namespace) -> int:
     from rich.console import Console  # noqa: PLC0415
 
+    from bus.transport import open_transport  # noqa: PLC0415
     from cloud.monitor.watch import watch  # noqa: PLC0415
 
     problems: list[str] = []
@@ -414,7 +432,7 @@ def _monitor(args: argparse.Namespace) -> int:
         return _problems("monitor", problems)
 
     async def monitor() -> int:
-        await watch(url, root=args.root, console=Console(), once=args.once)
+        await watch(open_transport(url), root=args.root, console=Console(), once=args.once)
         return 0
 
     code = _with_broker("monitor", monitor())
@@ -424,8 +442,20 @@ def _monitor(args: argparse.Namespace) -> int:
 def _trace(args: argparse.Namespace) -> int:
     from rich.console import Console  # noqa: PLC0415
 
-    from murmur.client import connect  # noqa: PLC0415
+    from bus.client import connect  # noqa: PLC0415
+    from bus.transport import open_transport  # noqa: PLC0415
+    from contracts.events import DeliveryTraced, DeliveryTraceRequested  # noqa: PLC0415
     from murmur.trace import causal_tree  # noqa: PLC0415
+
+    async def request_trace(client: Any, delivery_id: str) -> DeliveryTraced:  # noqa: ANN401
+        await client.subscribe(DeliveryTraced, delivery_id=delivery_id)
+        request_id = f"tr-{uuid.uuid4().hex[:16]}"
+        await client.publish(DeliveryTraceRequested(delivery_id=delivery_id, request_id=request_id))
+        async for envelope in client.events():
+            data = envelope.data
+            if isinstance(data, DeliveryTraced) and data.request_id == request_id:
+                return data
+        raise AssertionError("unreachable: events() ends only by raising")
 
     problems: list[str] = []
     url = broker_url(args, problems)
@@ -435,10 +465,10 @@ def _trace(args: argparse.Namespace) -> int:
         return _problems("trace", problems)
 
     async def trace() -> int:
-        async with connect(url, root=args.root) as client:
+        async with connect(open_transport(url), root=args.root) as client:
             try:
                 async with asyncio.timeout(args.timeout):
-                    traced = await client.trace(args.delivery_id)
+                    traced = await request_trace(client, args.delivery_id)
             except TimeoutError:
                 print(
                     f"murmur trace: no answer within {args.timeout:g} s;"
@@ -480,11 +510,11 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _with_broker(command: str, main: Coroutine[Any, Any, int]) -> int:
-    import aiomqtt  # noqa: PLC0415
+    from bus.errors import TransportError  # noqa: PLC0415
 
     try:
         return asyncio.run(main)
-    except aiomqtt.MqttError as exc:
+    except TransportError as exc:
         print(f"murmur {command}: broker unreachable or refused: {exc}", file=sys.stderr)
         return 1
     except TimeoutError:
@@ -546,10 +576,13 @@ def _up(args: argparse.Namespace) -> int:
     async def console(broker: Any, run_prefix: str) -> None:  # noqa: ANN401 - BrokerUrl
         from rich.console import Console  # noqa: PLC0415
 
+        from bus.transport import open_transport  # noqa: PLC0415
         from cloud.monitor import Batch, watch  # noqa: PLC0415
 
         batch = Batch(args.deliveries, prefix=run_prefix) if args.deliveries else None
-        await watch(broker, console=Console(), batch=batch, until_done=args.until_idle)
+        await watch(
+            open_transport(broker), console=Console(), batch=batch, until_done=args.until_idle
+        )
 
     summary: dict[str, Any] = {}
 

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from broker.amqtt_server import EmbeddedBroker
+from bus.client import Client, connect
+from bus.transport import open_transport
 from bus.url import BrokerUrl
 from cloud.scheduler.service import SchedulerSettings
 from cloud.services import SERVICE_NAMES, CloudSettings, Service, build_service
@@ -36,7 +38,6 @@ from firmware_sim.simulator import Simulator
 from flight_model.clock import ScaledClock
 from flight_model.energy import EnergyModel
 from flight_model.geo import random_within
-from murmur.client import Client, connect
 
 REAL_TELEMETRY_HZ = 2.0
 REAL_ANSWER_S = 2.0
@@ -293,7 +294,7 @@ def _services(
     return [
         build_service(
             name,
-            broker=url,
+            transport=open_transport(url),
             db_path=state_dir / f"{name}.db",
             clock=clock,
             settings=cloud,
@@ -318,9 +319,8 @@ async def _drive(
     console: Observer | None,
 ) -> dict[str, Any]:
     tally = Tally()
-    async with connect(url) as client, asyncio.TaskGroup() as tasks:
-        await client.watch_status()
-        await client.subscribe("deliveries/+/assigned")
+    async with connect(open_transport(url), name="up") as client, asyncio.TaskGroup() as tasks:
+        await client.subscribe(DeliveryStatusChanged, DroneAssigned)
         helpers = [tasks.create_task(_watch(client, tally, on_status))]
         if console is not None:
             helpers.append(tasks.create_task(console(url, run_prefix(run))))
@@ -328,7 +328,7 @@ async def _drive(
             on_ready(url)
             for request in itertools.islice(requests, config.deliveries):
                 tally.requested_at[request.delivery_id] = time.monotonic()
-                await client.request(request)
+                await client.publish(request, correlationid=request.delivery_id)
             if config.demand_per_hour > 0:
                 await _keep_requesting(config, requests, client, clock, tally)
             if not until_idle:
@@ -361,4 +361,4 @@ async def _keep_requesting(
     for request in requests:
         await clock.sleep(rng.expovariate(1.0 / mean_gap_s))
         tally.requested_at[request.delivery_id] = time.monotonic()
-        await client.request(request)
+        await client.publish(request, correlationid=request.delivery_id)

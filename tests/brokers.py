@@ -19,12 +19,34 @@ from broker.acl import mosquitto_acl
 from broker.amqtt_server import EmbeddedBroker
 from broker.mosquitto import Mosquitto, find_mosquitto
 from broker.passwords import hash_password, write_password_file
+from bus.url import BrokerUrl
 
 BrokerKind = Literal["amqtt", "mosquitto"]
 BROKER_KINDS: tuple[BrokerKind, ...] = ("amqtt", "mosquitto")
 
 TEST_USER = "murmur"
 TEST_PASSWORD = "murmur-test-password"
+
+
+def mqtt_client(
+    url: BrokerUrl | str, client_id: str, *, clean_session: bool = True, **options: Any
+) -> aiomqtt.Client:
+    """An aiomqtt client for the broker at `url`: the tests' own, independent of our bus.
+
+    Logged in as the URL's user, else as the client id (amqtt keeps no offline queue for a
+    session without a user name); `options` go to `aiomqtt.Client`.
+    """
+    parsed = url if isinstance(url, BrokerUrl) else BrokerUrl.parse(url)
+    return aiomqtt.Client(
+        parsed.host,
+        parsed.port,
+        username=parsed.username or client_id,
+        password=parsed.password,
+        identifier=client_id,
+        clean_session=clean_session,
+        tls_context=parsed.ssl_context(),
+        **{"timeout": 10, **options},
+    )
 
 
 def require_mosquitto() -> Path:

@@ -31,6 +31,7 @@ import aiomqtt
 
 from benchmarks.fleet_scale import Child, spawn
 from broker.mosquitto import Mosquitto
+from bus.transport import open_transport
 from bus.url import BrokerUrl
 from cloud.services import SERVICE_NAMES, build_service
 from contracts import DecodeError, Envelope, Event, decode
@@ -45,6 +46,7 @@ from firmware_sim.simulator import Simulator
 from flight_model.clock import ScaledClock
 from flight_model.geo import random_within
 from murmur.up import scheduler_for, telemetry_hz_for
+from tests.brokers import mqtt_client
 from tests.chaos_check import Consumer, Recorded, Verdict, first_seen, lost, verdict
 from tests.netproxy import LinkProxy
 
@@ -141,7 +143,7 @@ class Recorder:
         """Record until cancelled, reconnecting whenever the broker goes away."""
         while True:
             try:
-                async with self._url.client("chaos-recorder", clean_session=False) as client:
+                async with mqtt_client(self._url, "chaos-recorder", clean_session=False) as client:
                     await client.subscribe(f"{ROOT}/#", qos=1)
                     self.subscribed.set()
                     async for message in client.messages:
@@ -445,7 +447,7 @@ async def _send(url: BrokerUrl, requests: list[Any], plan: ChaosPlan) -> None:
     pending = list(enumerate(envelopes))
     while pending:
         try:
-            async with url.client(f"chaos-client-{os.getpid()}", clean_session=True) as client:
+            async with mqtt_client(url, f"chaos-client-{os.getpid()}") as client:
                 while pending:
                     i, envelope = pending[0]
                     await asyncio.sleep(max(0.0, start + i * gap - time.monotonic()))
@@ -470,7 +472,10 @@ def _consumers(url: BrokerUrl, workdir: Path, drones: list[str], agent_drone: st
     readers = []
     for name in SERVICE_NAMES:
         subscriptions = build_service(
-            name, broker=url, db_path=workdir / "routes" / f"{name}.db", clock=clock
+            name,
+            transport=open_transport(url),
+            db_path=workdir / "routes" / f"{name}.db",
+            clock=clock,
         ).bus.subscriptions
         readers.append(_reader(name, subscriptions, workdir / f"{name}.db"))
     for drone_id in drones:
@@ -515,7 +520,7 @@ async def _retained_stages(url: BrokerUrl, delivery_ids: list[str]) -> dict[str,
     with contextlib.suppress(TimeoutError):
         async with (
             asyncio.timeout(10),
-            url.client(f"chaos-final-{os.getpid()}", clean_session=True) as client,
+            mqtt_client(url, f"chaos-final-{os.getpid()}") as client,
         ):
             await client.subscribe(f"{ROOT}/deliveries/+/status", qos=1)
             async for message in client.messages:

@@ -13,8 +13,10 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from bus.bus import Bus, Outbox
+from bus.bus import Bus
+from bus.outbox import Outbox
 from bus.store import open_database
+from bus.transport import open_transport
 from contracts import Envelope
 from contracts.events import DeliveryRequested, PackageReady, ServiceStatus
 
@@ -62,7 +64,7 @@ def ledger_bus(url: str, db_path: Path, *, component: str = "ledger") -> Bus:
     # It plays the Package service: decoders accept PackageReady only from /cloud/package.
     bus = Bus(
         component=component,
-        url=url,
+        transport=open_transport(url),
         db=db,
         source="/cloud/package",
         presence=lambda link, session: ServiceStatus(service="package", link=link, session=session),

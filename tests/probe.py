@@ -9,24 +9,15 @@ from typing import Any, TypeVar
 
 import aiomqtt
 
-from bus.url import BrokerUrl
 from contracts import DecodeError, Envelope, Event, decode
+from tests.brokers import mqtt_client
 
 E = TypeVar("E", bound=Event)
 _ids = itertools.count()
 
 
-def _client(url: str, name: str) -> aiomqtt.Client:
-    parsed = BrokerUrl.parse(url)
-    client_id = f"probe-{name}-{next(_ids)}"
-    return aiomqtt.Client(
-        parsed.host,
-        parsed.port,
-        username=parsed.username or client_id,
-        password=parsed.password,
-        identifier=client_id,
-        clean_session=True,
-    )
+def _probe_client(url: str, name: str) -> aiomqtt.Client:
+    return mqtt_client(url, f"probe-{name}-{next(_ids)}")
 
 
 @dataclass
@@ -77,7 +68,7 @@ class Probe:
 async def probing(url: str, filters: Iterable[str]) -> AsyncIterator[Probe]:
     """Subscribe to `filters` (full topics, wildcards allowed) and record until exit."""
     probe = Probe()
-    async with _client(url, "sub") as client:
+    async with _probe_client(url, "sub") as client:
         for topic_filter in filters:
             await client.subscribe(topic_filter, qos=1)
 
@@ -98,7 +89,7 @@ async def probing(url: str, filters: Iterable[str]) -> AsyncIterator[Probe]:
 
 async def publish_raw(url: str, messages: Iterable[tuple[str, bytes]]) -> None:
     """Publish each (topic, payload) at QoS 1 and wait for the broker's acknowledgement."""
-    async with _client(url, "pub") as client:
+    async with _probe_client(url, "pub") as client:
         for topic, payload in messages:
             await client.publish(topic, payload, qos=1)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bus.bus import Bus
+from bus.transport import open_transport
 from bus.url import BrokerUrl
 from cloud.scheduler.service import SchedulerSettings
 from cloud.services import SERVICE_NAMES, CloudSettings, build_service
@@ -68,7 +69,7 @@ class System:
         """Start (or restart) a service on its own database file."""
         service = build_service(
             name,
-            broker=BrokerUrl.parse(self.url),
+            transport=open_transport(self.url),
             db_path=self._tmp / f"{name}.db",
             clock=self.clock,
             settings=self._settings,

@@ -9,7 +9,9 @@ into the delivery's journal, which answers `murmur trace` (docs/trace.md).
 
 from typing import TYPE_CHECKING, Any
 
-from bus.bus import Bus, Handler, Outbox
+from bus.bus import Bus
+from bus.consumer import Handler
+from bus.outbox import Outbox
 from cloud.delivery import journal
 from cloud.delivery.stages import BEFORE_PICKUP, eta, eta_moved, forward, stages_for_phase
 from cloud.delivery.store import DeliveryStore, Tracked

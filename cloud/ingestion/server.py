@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from bus.url import BrokerUrl
+from bus.transport import Transport
 from cloud.ingestion.api import create_app
 from cloud.ingestion.gateway import Gateway
 from contracts import DEFAULT_ROOT
@@ -55,7 +55,7 @@ class Ingestion:
 
 @asynccontextmanager
 async def running(
-    url: BrokerUrl,
+    transport: Transport,
     *,
     host: str = "127.0.0.1",
     port: int = 0,
@@ -70,7 +70,7 @@ async def running(
     Raises:
         OSError: the address cannot be bound (for example, the port is taken).
     """
-    gateway = Gateway(url, root=root, publish_timeout_s=publish_timeout_s)
+    gateway = Gateway(transport, root=root, publish_timeout_s=publish_timeout_s)
     # Bound here, not by uvicorn: a taken port is an OSError for the caller, not a sys.exit.
     sock = socket.create_server(
         (host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -91,7 +91,7 @@ async def running(
         if http_task.done():
             http_task.result()
             raise RuntimeError("the HTTP server stopped while starting")
-        log.info("ingestion: HTTP on %s:%d, broker %s", host, bound, url)
+        log.info("ingestion: HTTP on %s:%d, broker %s", host, bound, transport)
         yield Ingestion(port=bound, gateway=gateway, _tasks=(gateway_task, http_task))
     finally:
         ready.cancel()
@@ -103,7 +103,7 @@ async def running(
 
 
 async def serve(
-    url: BrokerUrl,
+    transport: Transport,
     *,
     host: str = "127.0.0.1",
     port: int,
@@ -111,7 +111,7 @@ async def serve(
     on_ready: Callable[[int], None] | None = None,
 ) -> None:
     """Run the ingestion service until cancelled; `on_ready` gets the bound port."""
-    async with running(url, host=host, port=port, root=root) as ingestion:
+    async with running(transport, host=host, port=port, root=root) as ingestion:
         if on_ready is not None:
             on_ready(ingestion.port)
         await ingestion.until_stopped()

@@ -22,11 +22,11 @@ class Follower:
         self.delivery_id = delivery_id
         self._board = board
         self._last = after_version
-        self._queue: asyncio.Queue[DeliveryStatusChanged | None] = asyncio.Queue()
+        self._changes: asyncio.Queue[DeliveryStatusChanged | None] = asyncio.Queue()
 
     def offer(self, status: DeliveryStatusChanged | None) -> None:
         """Hand over a newer status (or `None`: the board is closing)."""
-        self._queue.put_nowait(status)
+        self._changes.put_nowait(status)
 
     async def statuses(self, heartbeat_s: float) -> AsyncIterator[DeliveryStatusChanged | None]:
         """Each newer status, in version order, until a terminal stage or the board closes.
@@ -37,7 +37,7 @@ class Follower:
             while True:
                 try:
                     async with asyncio.timeout(heartbeat_s):
-                        status = await self._queue.get()
+                        status = await self._changes.get()
                 except TimeoutError:
                     yield None
                     continue

@@ -6,19 +6,19 @@ so a restart starts from the retained snapshots again.
 
 import asyncio
 import contextlib
-import itertools
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
-import aiomqtt
 from rich.console import Console
 from rich.live import Live
 
-from bus.url import BrokerUrl
+from bus.backoff import Backoff
+from bus.client import Client, connect, stay_connected
+from bus.errors import TransportError
+from bus.transport import Transport
 from cloud.monitor.render import DEFAULT_MAX_ROWS, render
 from cloud.monitor.view import DEFAULT_STALE_AFTER_S, Batch, FleetView
-from contracts import DEFAULT_ROOT, DecodeError, decode
+from contracts import DEFAULT_ROOT
 from contracts.events import (
     DeadLetter,
     DeliveryRequested,
@@ -34,7 +34,6 @@ from contracts.events import (
     ServiceStatus,
     TelemetryReported,
 )
-from contracts.topics import filter_matches, to_filter
 
 # The retained replay has no end marker in MQTT 3.1.1: it is over once no retained message
 # came for SETTLE_QUIET_S, or at SETTLE_MAX_S whatever happens.
@@ -42,7 +41,6 @@ SETTLE_QUIET_S = 0.5
 SETTLE_MAX_S = 3.0
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 5.0
-CONNECT_TIMEOUT_S = 10.0
 # Lines of a frame besides the table rows: header, progress, two table heads, map, legend.
 _FIXED_LINES = 26
 
@@ -61,16 +59,10 @@ WATCHED: tuple[type[Event], ...] = (
     DeadLetter,
     ServiceStatus,
 )
-_ids = itertools.count()
-
-
-def subscriptions(root: str = DEFAULT_ROOT) -> list[str]:
-    """The topic filters the console subscribes to under `root`."""
-    return list(dict.fromkeys(to_filter(cls.topic, root=root) for cls in WATCHED))
 
 
 async def watch(
-    url: BrokerUrl | str,
+    transport: Transport,
     *,
     root: str = DEFAULT_ROOT,
     console: Console,
@@ -85,7 +77,7 @@ async def watch(
     """Show the live console until cancelled; with `once`, print one frame and return.
 
     Args:
-        url: the broker.
+        transport: the broker.
         root: the topic root.
         console: where to draw.
         once: collect the retained snapshot and what arrives while it settles (no retained
@@ -99,21 +91,20 @@ async def watch(
 
     Raises:
         ValueError: `refresh_hz` is not positive.
-        aiomqtt.MqttError: with `once`, when the broker cannot be reached. Live, the console
+        TransportError: with `once`, when the broker cannot be reached. Live, the console
             reconnects with backoff instead and says so in its alerts.
     """
     if refresh_hz <= 0:
         raise ValueError(f"refresh_hz must be positive, got {refresh_hz}")
-    parsed = url if isinstance(url, BrokerUrl) else BrokerUrl.parse(url)
     view = FleetView(stale_after_s=stale_after_s)
     if once:
-        await _snapshot(parsed, root, view, quiet_s=settle_s, max_s=settle_max_s)
+        await _snapshot(transport, root, view, quiet_s=settle_s, max_s=settle_max_s)
         console.print(render(view, time.monotonic(), batch=batch))
         return view
     # The frame is drawn from this task only (no auto-refresh thread): the view is mutated by
     # the feed task on the same loop, never while a frame is being built.
     with Live(console=console, auto_refresh=False, transient=False) as live:
-        feed = asyncio.create_task(_follow(parsed, root, view), name="monitor-feed")
+        feed = asyncio.create_task(_follow(transport, root, view), name="monitor-feed")
         try:
             while not feed.done():
                 rows = max(3, (console.size.height - _FIXED_LINES) // 2)
@@ -132,47 +123,28 @@ async def watch(
     return view
 
 
-@contextlib.asynccontextmanager
-async def _subscribed(url: BrokerUrl, root: str) -> AsyncIterator[aiomqtt.Client]:
-    client_id = f"murmur-monitor-{uuid.uuid4().hex[:8]}-{next(_ids)}"
-    async with url.client(client_id, clean_session=True, timeout=CONNECT_TIMEOUT_S) as client:
-        # One SUBSCRIBE for all filters: the replay of each starts after the one SUBACK.
-        await client.subscribe([(f, 1) for f in subscriptions(root)])
-        yield client
-
-
-async def _feed(
-    client: aiomqtt.Client, root: str, view: FleetView, on_retained: Callable[[], None]
-) -> None:
+async def _feed(client: Client, view: FleetView, on_retained: Callable[[], None]) -> None:
     """Fold every message on our filters into the view, until the connection ends."""
-    filters = subscriptions(root)
-    async for message in client.messages:
-        topic = str(message.topic)
-        # amqtt also replays retained topics matching other clients' filters on connect.
-        if not any(filter_matches(f, topic) for f in filters):
-            continue
-        payload = message.payload
-        raw = payload if isinstance(payload, bytes) else str(payload or "").encode()
+    async for received in client.received():
         now = time.monotonic()
-        try:
-            envelope = decode(topic, raw, root=root)
-        except DecodeError:
+        if received.envelope is None:
             view.note_undecodable(now)
             continue
-        view.apply(envelope, now, retained=message.retain)
-        if message.retain:
+        view.apply(received.envelope, now, retained=received.retained)
+        if received.retained:
             on_retained()
 
 
 async def _snapshot(
-    url: BrokerUrl, root: str, view: FleetView, *, quiet_s: float, max_s: float
+    transport: Transport, root: str, view: FleetView, *, quiet_s: float, max_s: float
 ) -> None:
     """Fold the retained replay and live traffic until the replay has settled."""
     heard = asyncio.Event()
     loop = asyncio.get_running_loop()
-    async with _subscribed(url, root) as client:
+    async with connect(transport, root=root, name="monitor") as client:
+        await client.subscribe(*WATCHED)
         view.note_connection(time.monotonic(), connected=True)
-        feed = asyncio.create_task(_feed(client, root, view, heard.set))
+        feed = asyncio.create_task(_feed(client, view, heard.set))
         try:
             deadline = loop.time() + max_s
             while (left := deadline - loop.time()) > 0 and not feed.done():
@@ -190,16 +162,23 @@ async def _snapshot(
                 await feed
 
 
-async def _follow(url: BrokerUrl, root: str, view: FleetView) -> None:
+async def _follow(transport: Transport, root: str, view: FleetView) -> None:
     """Keep the view fed; reconnect with backoff when the broker goes away."""
-    backoff = RECONNECT_MIN_S
-    while True:
-        try:
-            async with _subscribed(url, root) as client:
-                view.note_connection(time.monotonic(), connected=True)
-                backoff = RECONNECT_MIN_S
-                await _feed(client, root, view, lambda: None)
-        except aiomqtt.MqttError as exc:
-            view.note_connection(time.monotonic(), connected=False, detail=str(exc))
-        await asyncio.sleep(backoff)
-        backoff = min(backoff * 2, RECONNECT_MAX_S)
+
+    async def serve(client: Client) -> None:
+        # One SUBSCRIBE for all filters: the replay of each starts after the one SUBACK.
+        await client.subscribe(*WATCHED)
+        view.note_connection(time.monotonic(), connected=True)
+        await _feed(client, view, lambda: None)
+
+    def lost(exc: TransportError) -> None:
+        view.note_connection(time.monotonic(), connected=False, detail=str(exc))
+
+    await stay_connected(
+        transport,
+        serve,
+        on_lost=lost,
+        backoff=Backoff(ceiling_s=RECONNECT_MAX_S, base_s=RECONNECT_MIN_S),
+        root=root,
+        name="monitor",
+    )

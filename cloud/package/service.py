@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from bus.bus import Bus, Outbox
+from bus.bus import Bus
+from bus.outbox import Outbox
 from cloud.package.rules import PackagePolicy, PackageStatus, Refusal, duplicate, refusal
 from cloud.package.store import PackageStore
 from contracts import Envelope

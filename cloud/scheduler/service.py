@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bus.bus import Bus, Outbox, raise_if_cancelled
+from bus.bus import Bus
+from bus.outbox import Outbox
 from cloud.ownership import refuse_foreign
 from cloud.scheduler.fleet import DroneView, Trip, best_candidate, free
 from cloud.scheduler.store import OPEN_JOB_STATES, Booking, JobRow, Plan, SchedulerStore
@@ -358,7 +359,6 @@ class SchedulerService:
             await self.clock.sleep(self.settings.tick_s)
             with self.bus.transaction() as out:
                 self.tick(out)
-            raise_if_cancelled()
 
     def tick(self, out: Outbox) -> None:
         """Expire unanswered offers, time out stalled jobs, retry waiting deliveries."""

@@ -16,6 +16,7 @@ import pytest
 
 from bus.bus import Bus
 from bus.store import open_database
+from bus.transport import open_transport
 from contracts import Envelope, Event
 from contracts.events import (
     DeadLetter,
@@ -183,7 +184,7 @@ async def test_no_event_is_lost_across_a_mosquitto_restart(
     """Test that both buses reconnect by themselves and every queued event arrives once."""
     producer = Bus(
         component="producer",
-        url=mosquitto_broker.url,
+        transport=open_transport(mosquitto_broker.url),
         db=open_database(tmp_path / "p.db"),
         reconnect_max_s=0.5,
     )

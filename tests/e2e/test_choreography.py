@@ -15,7 +15,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from bus.bus import raise_if_cancelled
+from bus.cancelling import raise_if_cancelled
 from cloud.delivery.store import DeliveryStore
 from cloud.package.rules import PackageStatus
 from cloud.package.store import PackageStore

@@ -12,6 +12,7 @@ from typing import Any, Self
 import httpx
 import pytest
 
+from bus.transport import open_transport
 from bus.url import BrokerUrl
 from cloud.ingestion.server import Ingestion, running, serve
 from contracts.events import (
@@ -47,7 +48,7 @@ class Api:
 @asynccontextmanager
 async def api_for(broker: TestBroker) -> AsyncIterator[Api]:
     """The service on a free port, connected to `broker` before the block."""
-    async with running(BrokerUrl.parse(broker.url), port=0) as service:
+    async with running(open_transport(broker.url), port=0) as service:
         async with asyncio.timeout(10):
             await service.gateway.connected.wait()
         base_url = f"http://127.0.0.1:{service.port}"
@@ -288,7 +289,7 @@ async def test_a_publish_the_broker_does_not_acknowledge_within_the_bound_is_a_5
 ) -> None:
     async with (
         StallingProxy(BrokerUrl.parse(broker.url)) as proxy,
-        running(proxy.url, port=0, publish_timeout_s=0.5) as service,
+        running(open_transport(proxy.url), port=0, publish_timeout_s=0.5) as service,
     ):
         async with asyncio.timeout(10):
             await service.gateway.connected.wait()
@@ -394,9 +395,7 @@ async def test_serve_reports_its_port_publishes_openapi_and_ends_open_streams_wh
     broker: TestBroker,
 ) -> None:
     ports: asyncio.Queue[int] = asyncio.Queue()
-    task = asyncio.create_task(
-        serve(BrokerUrl.parse(broker.url), port=0, on_ready=ports.put_nowait)
-    )
+    task = asyncio.create_task(serve(open_transport(broker.url), port=0, on_ready=ports.put_nowait))
     try:
         async with asyncio.timeout(10):
             port = await ports.get()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from bus.transport import open_transport
 from cloud.monitor import Batch, watch
 from cloud.monitor.view import Liveness
 from cloud.monitor.watch import SETTLE_MAX_S
@@ -64,7 +65,9 @@ async def test_one_frame_shows_every_drone_and_delivery_with_its_stage(
             await probe.wait_for(
                 DeliveryStatusChanged, delivered(request.delivery_id), timeout=WAIT_S
             )
-        view = await watch(broker.url, once=True, console=console, batch=Batch(len(requests)))
+        view = await watch(
+            open_transport(broker.url), once=True, console=console, batch=Batch(len(requests))
+        )
         command = await murmur("monitor", "--broker", broker.url, "--once")
         printed, err = await finished(command, timeout=30)
         assert command.returncode == 0, err
@@ -90,7 +93,7 @@ async def test_an_empty_broker_settles_after_the_quiet_period(broker: TestBroker
     console = Console(record=True, width=100, color_system=None)
     started = time.monotonic()
 
-    view = await watch(broker.url, once=True, console=console, settle_s=0.2)
+    view = await watch(open_transport(broker.url), once=True, console=console, settle_s=0.2)
 
     assert time.monotonic() - started < SETTLE_MAX_S
     assert view.drones == {}
@@ -126,7 +129,9 @@ async def test_the_live_console_redraws_and_survives_a_broker_restart(
 ) -> None:
     screen = Screen()
     console = Console(file=screen, force_terminal=True, width=120, height=50)
-    console_task = asyncio.create_task(watch(broker.url, console=console, refresh_hz=20))
+    console_task = asyncio.create_task(
+        watch(open_transport(broker.url), console=console, refresh_hz=20)
+    )
     try:
         await publish_retained(broker, a_drone_status(drone_id="d-before"))
         await screen.shows("d-before")

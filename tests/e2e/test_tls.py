@@ -13,12 +13,13 @@ import pytest
 import trustme
 
 from broker.mosquitto import Mosquitto, TlsListener
+from bus.client import connect
+from bus.transport import open_transport
 from bus.url import BrokerUrl
 from cloud.services import build_service
 from contracts.events import DeliveryRequested
 from flight_model.clock import ScaledClock
-from murmur.client import connect
-from tests.brokers import TEST_PASSWORD, TEST_USER, require_mosquitto
+from tests.brokers import TEST_PASSWORD, TEST_USER, mqtt_client, require_mosquitto
 from tests.builders import a_delivery_request
 from tests.e2e.test_cli import murmur
 from tests.e2e.test_cli_cloud import DROPOFF, PICKUP, finished, stages_of
@@ -120,7 +121,9 @@ async def running_services(
     tasks: list[asyncio.Task[None]] = []
     try:
         for name in names:
-            service = build_service(name, broker=url, db_path=tmp_path / f"{name}.db", clock=clock)
+            service = build_service(
+                name, transport=open_transport(url), db_path=tmp_path / f"{name}.db", clock=clock
+            )
             tasks.append(asyncio.create_task(service.run(), name=name))
             async with asyncio.timeout(TIMEOUT_S):
                 await service.bus.connected.wait()
@@ -136,9 +139,9 @@ async def running_services(
 async def round_trip(url: BrokerUrl) -> DeliveryRequested:
     """Publish a delivery request and read it back through the broker, on one connection."""
     request = a_delivery_request()
-    async with connect(url) as client, asyncio.timeout(TIMEOUT_S):
-        await client.subscribe("deliveries/+/requested")
-        await client.request(request)
+    async with connect(open_transport(url)) as client, asyncio.timeout(TIMEOUT_S):
+        await client.subscribe(DeliveryRequested)
+        await client.publish(request, correlationid=request.delivery_id)
         async for envelope in client.events():
             assert isinstance(envelope.data, DeliveryRequested)
             return envelope.data
@@ -148,7 +151,7 @@ async def round_trip(url: BrokerUrl) -> DeliveryRequested:
 async def refused(url: BrokerUrl) -> aiomqtt.MqttError:
     """The error of a connection attempt that must not succeed."""
     with pytest.raises(aiomqtt.MqttError) as caught:
-        async with url.client("tls-refused", clean_session=True, timeout=REFUSED_WITHIN_S):
+        async with mqtt_client(url, "tls-refused", timeout=REFUSED_WITHIN_S):
             pass
     return caught.value
 

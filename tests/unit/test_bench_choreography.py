@@ -10,7 +10,7 @@ from benchmarks.choreography import (
     sustainable,
 )
 from benchmarks.stats import percentile
-from bus.bus import BusStats
+from bus.stats import BusStats
 
 
 def test_percentile_is_nearest_rank_and_none_when_empty() -> None:

@@ -1,42 +1,58 @@
 """Messages that arrived together are applied in one transaction, with the same outcomes.
 
-No broker: `Bus._apply_together` is what the consumer calls on the messages waiting in its
-queue; it must stop before anything that needs the careful path (a dead letter, a handler
-that raises), and whatever it applied must be exactly what one-by-one handling applies.
+No broker: `Consumer.apply_together` is what the consumer calls on the messages waiting for it;
+it must stop before anything that needs the careful path (a dead letter, a handler that
+raises), and whatever it applied must be exactly what one-by-one handling applies.
 """
 
-import os
-import socket
+import asyncio
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-from paho.mqtt.enums import MQTTErrorCode
-
-from bus.bus import Bus, Outbox, read_all_available
+from bus.consumer import Consumer
+from bus.outbox import Outbox, Producer
+from bus.stats import BusStats
 from bus.store import BusStore, open_database
-from contracts import Envelope, Event
+from contracts import DEFAULT_ROOT, Envelope, Event
 from contracts.events import PackageReady
 from contracts.ids import PackageSize
 
 TOPIC = "murmur/v1/packages/p-{i}/ready"
 
 
-def a_bus(tmp_path: Path, fail_on: set[str] | None = None) -> tuple[Bus, list[str]]:
-    bus = Bus(component="t", url="mqtt://127.0.0.1:1", db=open_database(tmp_path / "t.db"))
-    bus.db.execute("CREATE TABLE seen (package_id TEXT)")
-    applied: list[str] = []
+class _Component:
+    """A consumer on its own database, and what its handler applied."""
 
-    def handler(event: Envelope[Any], _: Outbox) -> None:
+    def __init__(self, tmp_path: Path, fail_on: set[str]) -> None:
+        self.store = BusStore(open_database(tmp_path / "t.db"))
+        self.db = self.store.db
+        self.stats = BusStats()
+        producer = Producer(
+            component="t",
+            source="/t",
+            root=DEFAULT_ROOT,
+            store=self.store,
+            stats=self.stats,
+            wake=asyncio.Event(),
+        )
+        self.consumer = Consumer(producer)
+        self.db.execute("CREATE TABLE seen (package_id TEXT)")
+        self.applied: list[str] = []
+        self.consumer.route(PackageReady, self.handler)
+        self._fail_on = fail_on
+
+    def handler(self, event: Envelope[Any], _: Outbox) -> None:
         package_id = event.data.package_id
-        bus.db.execute("INSERT INTO seen VALUES (?)", [package_id])
-        if package_id in (fail_on or set()):
+        self.db.execute("INSERT INTO seen VALUES (?)", [package_id])
+        if package_id in self._fail_on:
             msg = "boom"
             raise RuntimeError(msg)
-        applied.append(package_id)
+        self.applied.append(package_id)
 
-    bus.route(PackageReady, handler)
-    return bus, applied
+
+def a_bus(tmp_path: Path, fail_on: set[str] | None = None) -> tuple[_Component, list[str]]:
+    component = _Component(tmp_path, fail_on or set())
+    return component, component.applied
 
 
 def a_message(i: int, *, event_id: str | None = None) -> tuple[str, bytes]:
@@ -47,7 +63,7 @@ def a_message(i: int, *, event_id: str | None = None) -> tuple[str, bytes]:
     return TOPIC.format(i=i), envelope.to_json()
 
 
-def rows(bus: Bus) -> list[str]:
+def rows(bus: _Component) -> list[str]:
     return [r[0] for r in bus.db.execute("SELECT package_id FROM seen ORDER BY rowid")]
 
 
@@ -56,7 +72,7 @@ def test_a_batch_is_applied_in_order_and_a_redelivery_within_it_once(tmp_path: P
     first = a_message(1, event_id="e-1")
     batch = [first, a_message(2), first, a_message(3)]
 
-    done, failure = bus._apply_together(batch)
+    done, failure = bus.consumer.apply_together(batch)
 
     assert (done, failure) == (4, None)
     assert applied == rows(bus) == ["p-1", "p-2", "p-3"]
@@ -67,7 +83,7 @@ def test_a_batch_is_applied_in_order_and_a_redelivery_within_it_once(tmp_path: P
 def test_a_batch_stops_before_a_failing_handler_and_keeps_nothing_of_it(tmp_path: Path) -> None:
     bus, applied = a_bus(tmp_path, fail_on={"p-2"})
 
-    done, failure = bus._apply_together([a_message(1), a_message(2), a_message(3)])
+    done, failure = bus.consumer.apply_together([a_message(1), a_message(2), a_message(3)])
 
     assert done == 1
     assert isinstance(failure, RuntimeError)
@@ -79,7 +95,7 @@ def test_a_batch_stops_before_a_failing_handler_and_keeps_nothing_of_it(tmp_path
 def test_a_batch_stops_before_input_that_is_dead_lettered(tmp_path: Path) -> None:
     bus, applied = a_bus(tmp_path)
 
-    done, failure = bus._apply_together([a_message(1), (TOPIC.format(i=2), b"not json")])
+    done, failure = bus.consumer.apply_together([a_message(1), (TOPIC.format(i=2), b"not json")])
 
     assert (done, failure) == (1, None)
     assert applied == ["p-1"]
@@ -91,10 +107,10 @@ async def test_the_one_by_one_path_then_retries_and_dead_letters_as_before(
 ) -> None:
     bus, _ = a_bus(tmp_path, fail_on={"p-2"})
     topic, payload = a_message(2)
-    done, failure = bus._apply_together([a_message(1), (topic, payload)])
+    done, failure = bus.consumer.apply_together([a_message(1), (topic, payload)])
     assert failure is not None
 
-    await bus._retry(topic, payload, failure)
+    await bus.consumer._retry(topic, payload, failure)
 
     # Three attempts in all (one in the batch, two here), then a dead letter.
     assert (done, bus.stats.retries, bus.stats.dead_letters) == (1, 2, 1)
@@ -108,44 +124,3 @@ def test_forgetting_sent_rows_leaves_the_sync_setting_as_it_was(tmp_path: Path) 
 
     assert store.outbox_size() == 0
     assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-
-
-class _Paho:
-    """The part of paho's client that `read_all_available` uses: one byte is one packet."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.reads = 0
-
-    def socket(self) -> socket.socket:
-        return self.sock
-
-    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:  # noqa: ARG002
-        try:
-            self.sock.recv(1)
-        except BlockingIOError:
-            return MQTTErrorCode.MQTT_ERR_SUCCESS  # paho's answer when nothing is there
-        self.reads += 1
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
-
-
-def test_one_wake_up_reads_every_packet_that_arrived_even_past_descriptor_1024() -> None:
-    null = os.open(os.devnull, os.O_RDONLY)
-    spare = [os.dup(null) for _ in range(1100)]  # the reader's descriptor lands above 1024
-    reader, writer = socket.socketpair()
-    try:
-        reader.setblocking(False)  # noqa: FBT003
-        assert reader.fileno() > 1024
-        paho = _Paho(reader)
-        client: Any = SimpleNamespace(_client=paho)
-        read_all_available(client)
-        writer.sendall(b"x" * 10)
-
-        paho.loop_read()  # what aiomqtt calls when the socket is readable
-
-        assert paho.reads == 10
-    finally:
-        reader.close()
-        writer.close()
-        for fd in [*spare, null]:
-            os.close(fd)

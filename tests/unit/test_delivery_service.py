@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bus.bus import Bus
+from bus.memory_transport import MemoryBroker
 from bus.store import open_database
 from cloud.delivery.service import DeliveryService
 from cloud.delivery.store import DeliveryStore
@@ -36,7 +37,12 @@ DELIVERY, JOB, DRONE = "del-1", "job-1", "d-1"
 @pytest.fixture
 def service(tmp_path: Path) -> DeliveryService:
     db = open_database(tmp_path / "d.db")
-    bus = Bus(component="delivery", url="mqtt://127.0.0.1:1", db=db, source="/cloud/delivery")
+    bus = Bus(
+        component="delivery",
+        transport=MemoryBroker().transport(),
+        db=db,
+        source="/cloud/delivery",
+    )
     return DeliveryService(bus, ManualClock())
 
 

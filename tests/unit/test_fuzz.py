@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bus.bus import Bus
+from bus.memory_transport import MemoryBroker
 from bus.url import BrokerUrl
 from cloud.services import SERVICE_NAMES, build_service
 from contracts import Event
@@ -89,7 +90,10 @@ def payloads(event: Event) -> st.SearchStrategy[bytes]:
 def component(name: str, tmp_path: Path) -> Bus:
     clock = ManualClock()
     if name in SERVICE_NAMES:
-        return build_service(name, broker=NOWHERE, db_path=tmp_path / f"{name}.db", clock=clock).bus
+        transport = MemoryBroker().transport()  # never connected: inputs go straight in
+        return build_service(
+            name, transport=transport, db_path=tmp_path / f"{name}.db", clock=clock
+        ).bus
     config = FleetConfig(broker=NOWHERE, home=HOME, state_dir=tmp_path / "drones")
     router = TickRouter(Simulator(clock))
     fc = simulated_fc(config, DRONE, home=HOME, clock=clock, router=router, snapshot=False)
@@ -98,7 +102,7 @@ def component(name: str, tmp_path: Path) -> Bus:
 
 def subscribed(bus: Bus) -> Iterator[Event]:
     """One example of each event type the component handles (on its own topic)."""
-    for event_cls in bus._routes:
+    for event_cls in bus.subscriptions:
         yield an_example(event_cls)
 
 

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from bus import logcontext
-from bus.bus import Bus, Outbox
+from bus.bus import Bus
+from bus.memory_transport import MemoryBroker
+from bus.outbox import Outbox
 from bus.store import open_database
 from contracts import Envelope, Event
 from contracts.events import DeliveryRequested
@@ -95,7 +97,11 @@ def test_configure_replaces_the_root_handlers_with_one_of_the_chosen_format() ->
 async def test_the_bus_sets_the_delivery_id_while_a_handler_runs(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    bus = Bus(component="tester", url="mqtt://127.0.0.1:1", db=open_database(tmp_path / "t.db"))
+    bus = Bus(
+        component="tester",
+        transport=MemoryBroker().transport(),
+        db=open_database(tmp_path / "t.db"),
+    )
     seen: list[str | None] = []
 
     def on_request(event: Envelope[Any], _: Outbox) -> None:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from bus.bus import Bus
+from bus.memory_transport import MemoryBroker
 from bus.store import open_database
 from cloud.scheduler.service import _WAITING_BATCH, SchedulerService
 from cloud.scheduler.store import Plan
@@ -25,7 +26,7 @@ def test_a_burst_past_its_deadline_is_given_up_a_batch_per_tick_earliest_first(
 ) -> None:
     bus = Bus(
         component="scheduler",
-        url="mqtt://127.0.0.1:1",
+        transport=MemoryBroker().transport(),
         db=open_database(tmp_path / "s.db"),
         source="/cloud/scheduler",
     )
