@@ -54,8 +54,9 @@ from bus.stats import BusStats
 from bus.transport import open_transport
 from bus.url import BrokerUrl
 from cloud.services import SERVICE_NAMES, CloudSettings, Service, build_service
-from contracts import Envelope, Event
+from contracts import DEFAULT_ROOT, Envelope, Event
 from contracts.events import (
+    DeliveryRequested,
     DeliveryStatusChanged,
     DroneAssigned,
     JobAccepted,
@@ -63,20 +64,18 @@ from contracts.events import (
     TelemetryReported,
 )
 from contracts.ids import Location
-from drone_agent.main import FleetConfig, build_agent, simulated_fc, spread_homes
-from drone_agent.service import DroneAgent
-from drone_agent.sim_adapter import TickRouter
-from firmware_sim.ground_crew import GroundCrew
-from firmware_sim.simulator import Simulator
+from contracts.topics import to_filter
+from drone_agent.wiring import DEFAULT_HOME, FleetConfig
 from flight_model.clock import ScaledClock
-from murmur.up import UpConfig, request_stream, scheduler_for, telemetry_hz_for
+from world.fleet import Drone, scattered, simulated_fleet
+from world.requests import request_stream
+from world.system import scheduler_for, telemetry_hz_for
 
 Placement = Literal["subprocess", "inprocess"]
-ROOT = "murmur/v1"
 SOURCE = "/clients/bench"
 P99_LIMIT_S = 0.100
 CONNECT_TIMEOUT_S = 60.0
-HOME = Location(latitude=47.3769, longitude=8.5417)
+HOME = DEFAULT_HOME
 _REPO = Path(__file__).resolve().parent.parent
 
 
@@ -391,71 +390,38 @@ async def _connected(buses: Sequence[Bus]) -> None:
 # --- the fleet -----------------------------------------------------------------------------
 
 
-@dataclass
-class Fleet:
-    """Agents flying simulated vehicles, as `murmur up` builds them."""
-
-    simulator: Simulator
-    agents: list[DroneAgent]
-    homes: list[Location]
+def _drones(*, drones: int, spread_km: float, shard: tuple[int, int] = (0, 1)) -> dict[str, Drone]:
+    """All the drones, or those of shard i of n (the i-th of every n, as `shard` = (i, n))."""
+    fleet = scattered(HOME, drones, spread_km=spread_km, seed=1)
+    index, count = shard
+    return {drone_id: fleet[drone_id] for drone_id in list(fleet)[index::count]}
 
 
-def _fleet(
+@contextlib.asynccontextmanager
+async def _local_fleet(
     url: BrokerUrl,
     state_dir: Path,
     clock: ScaledClock,
+    drones: dict[str, Drone],
     *,
-    drones: int,
-    spread_km: float,
     tick_s: float,
-    shard: tuple[int, int] = (0, 1),
-) -> Fleet:
-    """All the drones, or those of shard i of n (the i-th of every n, as `shard` = (i, n))."""
-    simulator = Simulator(clock, tick_s=tick_s)
-    router = TickRouter(simulator)
-    simulator.on_tick(GroundCrew(clock))
+) -> AsyncIterator[None]:
+    """The fleet running in this event loop, connected, until the block ends."""
     config = FleetConfig(
         broker=url,
-        home=HOME,
         state_dir=state_dir / "drones",
         speedup=clock.speedup,
         telemetry_hz=telemetry_hz_for(clock.speedup),
     )
-    ids = [f"d-{i:03d}" for i in range(1, drones + 1)]
-    homes = spread_homes(HOME, drones, spread_km=spread_km, seed=1)
-    index, count = shard
-    ids, homes = ids[index::count], homes[index::count]
-    agents = [
-        build_agent(
-            config,
-            drone_id,
-            fc=simulated_fc(
-                config, drone_id, home=home, clock=clock, router=router, snapshot=False
-            ),
-            clock=clock,
-        )
-        for drone_id, home in zip(ids, homes, strict=True)
-    ]
-    return Fleet(simulator, agents, homes)
-
-
-@contextlib.asynccontextmanager
-async def _local_fleet(fleet: Fleet) -> AsyncIterator[Fleet]:
-    """`fleet` running in this event loop, connected, until the block ends."""
-    tasks = [asyncio.create_task(fleet.simulator.run())]
-    tasks += [asyncio.create_task(a.run()) for a in fleet.agents]
-    try:
-        await _connected([a.bus for a in fleet.agents])
-        yield fleet
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        # Flights are tasks of their agents, outside the agents' task groups.
-        flights = [t for t in asyncio.all_tasks() if t.get_name().endswith(".flight")]
-        for task in flights:
-            task.cancel()
-        await asyncio.gather(*flights, return_exceptions=True)
+    async with simulated_fleet(drones, config, clock, tick_s=tick_s) as fleet:
+        flying = asyncio.create_task(fleet.run(), name="fleet")
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                await fleet.ready()
+            yield
+        finally:
+            flying.cancel()
+            await asyncio.gather(flying, return_exceptions=True)
 
 
 @contextlib.asynccontextmanager
@@ -489,16 +455,12 @@ async def _fleet_processes(
 async def _fleet_worker(args: argparse.Namespace) -> None:
     """One shard of the fleet in its own process: reports ready, runs until stdin closes."""
     clock = ScaledClock.anchored(args.speedup, datetime.fromtimestamp(args.anchor, UTC))
-    fleet = _fleet(
-        BrokerUrl.parse(args.url),
-        Path(args.state_dir),
-        clock,
-        drones=args.drones,
-        spread_km=args.spread_km,
-        tick_s=args.tick_s,
-        shard=(args.fleet_shard, args.shards),
+    drones = _drones(
+        drones=args.drones, spread_km=args.spread_km, shard=(args.fleet_shard, args.shards)
     )
-    async with _local_fleet(fleet):
+    async with _local_fleet(
+        BrokerUrl.parse(args.url), Path(args.state_dir), clock, drones, tick_s=args.tick_s
+    ):
         _say({"ready": True})
         reader = await _stdin()
         while await reader.readline():
@@ -579,14 +541,16 @@ def _instrument(url: BrokerUrl, run: str, watch: Watch, *, statuses: bool) -> An
 
 def _requests(homes: list[Location], run: str, *, spread_km: float) -> Iterator[tuple[str, bytes]]:
     """(delivery id, wire bytes) of seeded, servable requests: built before they are timed."""
-    config = UpConfig(home=HOME, spread_km=spread_km, seed=1)
-    for request in request_stream(config, homes, run=run):
+    stream = request_stream(
+        homes, center=HOME, spread_km=spread_km, seed=1, id_prefix=f"bench-{run}-"
+    )
+    for request in stream:
         envelope = Envelope[Event].new(request, source=SOURCE, correlationid=request.delivery_id)
         yield request.delivery_id, envelope.to_json()
 
 
 def _topic(delivery_id: str) -> str:
-    return f"{ROOT}/deliveries/{delivery_id}/requested"
+    return to_filter(DeliveryRequested.topic, root=DEFAULT_ROOT, delivery_id=delivery_id)
 
 
 # --- one running system --------------------------------------------------------------------
@@ -639,7 +603,11 @@ async def _rig(
             )
             if fleet_processes > 0
             else _local_fleet(
-                _fleet(url, state_dir, clock, drones=drones, spread_km=spread_km, tick_s=tick_s)
+                url,
+                state_dir,
+                clock,
+                _drones(drones=drones, spread_km=spread_km),
+                tick_s=tick_s,
             )
         )
         watch = Watch()
@@ -659,7 +627,7 @@ async def _rig(
             await asyncio.sleep(3 / telemetry_hz_for(speedup) / speedup)
             where = f"{fleet_processes} processes" if fleet_processes else "the benchmark process"
             progress(f"{drones} drones ready in {where}, services {placement}")
-            homes = spread_homes(HOME, drones, spread_km=spread_km, seed=1)
+            homes = [drone.home for drone in _drones(drones=drones, spread_km=spread_km).values()]
             yield Rig(client, services, homes, watch, run, spread_km)
 
 

@@ -40,16 +40,22 @@ from benchmarks.instrument import instrument, publish_raw
 from bus.client import Client
 from bus.errors import TransportError
 from bus.url import BrokerUrl
-from contracts import Envelope, Event
-from contracts.events import DeliveryStatusChanged, ServiceStatus, TelemetryReported
-from contracts.ids import Location
+from contracts import DEFAULT_ROOT, Envelope, Event
+from contracts.events import (
+    DeliveryRequested,
+    DeliveryStatusChanged,
+    ServiceStatus,
+    TelemetryReported,
+)
 from contracts.states import TERMINAL_STAGES
-from drone_agent.main import spread_homes
-from murmur.up import UpConfig, request_stream, telemetry_hz_for
+from contracts.topics import to_filter
+from drone_agent.wiring import DEFAULT_HOME
+from world.fleet import spread_homes
+from world.requests import request_stream
+from world.system import telemetry_hz_for
 
-ROOT = "murmur/v1"
 SOURCE = "/clients/storm"
-HOME = Location(latitude=47.3769, longitude=8.5417)
+HOME = DEFAULT_HOME
 SERVICES = ("package", "scheduler", "delivery")
 OVERWEIGHT_KG = 3.0  # above the Package service's default maximum (2.5 kg)
 _TERMINAL = frozenset(stage.value for stage in TERMINAL_STAGES)
@@ -155,7 +161,7 @@ def requests(settings: StormSettings, run: str) -> Iterator[tuple[str, bytes, bo
     """(delivery id, wire bytes, overweight) of each request, built before any is timed."""
     homes = spread_homes(HOME, settings.drones, spread_km=settings.spread_km, seed=1)
     stream = request_stream(
-        UpConfig(home=HOME, spread_km=settings.spread_km, seed=1), homes, run=run
+        homes, center=HOME, spread_km=settings.spread_km, seed=1, id_prefix=f"storm-{run}-"
     )
     for i, request in zip(range(settings.requests), stream, strict=False):
         overweight = settings.reject_every > 0 and i % settings.reject_every == 0
@@ -172,7 +178,7 @@ def requests(settings: StormSettings, run: str) -> Iterator[tuple[str, bytes, bo
 
 
 def _topic(delivery_id: str) -> str:
-    return f"{ROOT}/deliveries/{delivery_id}/requested"
+    return to_filter(DeliveryRequested.topic, root=DEFAULT_ROOT, delivery_id=delivery_id)
 
 
 def _service_args(

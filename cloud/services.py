@@ -16,6 +16,7 @@ from cloud.package.service import PackageService
 from cloud.scheduler.service import SchedulerService, SchedulerSettings
 from contracts import DEFAULT_ROOT
 from contracts.events import ServiceStatus
+from contracts.producers import service_source
 from flight_model.clock import Clock
 
 SERVICE_NAMES = ("package", "scheduler", "delivery")
@@ -62,7 +63,7 @@ def build_service(
         db=open_database(db_path),
         root=root,
         client_id=client_id or f"murmur-{name}",
-        source=f"/cloud/{name}",
+        source=service_source(name),
         presence=service_presence(name),
     )
     if name == "package":

@@ -37,6 +37,16 @@ PRODUCERS = {
 }
 
 
+def drone_source(drone_id: str) -> str:
+    """The CloudEvents `source` of everything a drone publishes."""
+    return f"/drones/{drone_id}"
+
+
+def service_source(name: str) -> str:
+    """The CloudEvents `source` of everything a cloud service publishes."""
+    return f"/cloud/{name}"
+
+
 def producer_of(event_type: str) -> str:
     """The key in PRODUCERS of whoever publishes `event_type`."""
     prefixes = [p for p in _PRODUCER_BY_PREFIX if event_type.startswith(p)]
@@ -58,9 +68,9 @@ def expected_source(event_type: str, data: Any) -> str | None:  # noqa: ANN401 -
     except LookupError:
         return None  # a type the contract does not list (the contract document refuses it)
     if producer == "agent":
-        return f"/drones/{data.drone_id}"
+        return drone_source(data.drone_id)
     if producer in {"package", "scheduler", "delivery"}:
-        return f"/cloud/{producer}"
+        return service_source(producer)
     if producer == "service":
-        return f"/cloud/{data.service}"
+        return service_source(data.service)
     return None

@@ -100,17 +100,30 @@ class DroneAgent:
 
     async def run(self) -> None:
         """Run until cancelled: the bus, the reporting loop, and any job left unfinished."""
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self.fc.run(), name=f"{self.settings.drone_id}.fc")
-            tasks.create_task(self.bus.run(), name=f"{self.settings.drone_id}.bus")
-            # Nothing is reported, and no job flown, before the flight controller said where
-            # the vehicle is; offers meanwhile find it not ready (no link).
-            await self.fc.ready.wait()
-            tasks.create_task(self._report_loop(), name=f"{self.settings.drone_id}.report")
-            job = self.store.active_job()
-            if job is not None:
-                log.info("%s: resuming job %s at %s", self.settings.drone_id, job.job_id, job.phase)
-                self._start_flight()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.fc.run(), name=f"{self.settings.drone_id}.fc")
+                tasks.create_task(self.bus.run(), name=f"{self.settings.drone_id}.bus")
+                # Nothing is reported, and no job flown, before the flight controller said
+                # where the vehicle is; offers meanwhile find it not ready (no link).
+                await self.fc.ready.wait()
+                tasks.create_task(self._report_loop(), name=f"{self.settings.drone_id}.report")
+                job = self.store.active_job()
+                if job is not None:
+                    log.info(
+                        "%s: resuming job %s at %s", self.settings.drone_id, job.job_id, job.phase
+                    )
+                    self._start_flight()
+        finally:
+            # The flight and command tasks run beside the bus's handlers, outside the group:
+            # an agent that stops takes them with it (a restart resumes the job from SQLite).
+            await self._stop_own_tasks()
+
+    async def _stop_own_tasks(self) -> None:
+        own = [*self._commands, *([self._flight] if self._flight is not None else [])]
+        for task in own:
+            task.cancel()
+        await asyncio.gather(*own, return_exceptions=True)
 
     # --- handlers: inside the bus transaction ---------------------------------------------
 

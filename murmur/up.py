@@ -15,40 +15,28 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from broker.amqtt_server import EmbeddedBroker
 from bus.client import Client, connect
 from bus.transport import open_transport
 from bus.url import BrokerUrl
-from cloud.scheduler.service import SchedulerSettings
-from cloud.services import SERVICE_NAMES, CloudSettings, Service, build_service
 from contracts.events import DeliveryRequested, DeliveryStatusChanged, DroneAssigned
-from contracts.ids import Location, PackageSize
-from contracts.requests import delivery_request
+from contracts.ids import Location
 from contracts.states import TERMINAL_STAGES, DeliveryStage
-from drone_agent.main import FleetConfig, build_agent, simulated_fc, spread_homes
-from drone_agent.service import DroneAgent
-from drone_agent.sim_adapter import TickRouter
-from firmware_sim.ground_crew import GroundCrew
-from firmware_sim.simulator import Simulator
+from drone_agent.wiring import DEFAULT_HOME
 from flight_model.clock import ScaledClock
-from flight_model.energy import EnergyModel
-from flight_model.geo import random_within
+from world.fleet import scattered
+from world.requests import request_stream
+from world.system import LocalSystem, local_system
 
-REAL_TELEMETRY_HZ = 2.0
-REAL_ANSWER_S = 2.0
-REAL_TICK_S = 0.05
-_DRAWS = 100
 CONNECT_TIMEOUT_S = 30.0
 CONSOLE_CATCH_UP_S = 5.0
 # Something that watches the running system through the broker; it is told the prefix of this
 # run's delivery ids, and may end once it has seen them all finish, or run until cancelled.
 Observer = Callable[[BrokerUrl, str], Coroutine[Any, Any, None]]
-STALE_PERIODS = 5  # telemetry periods without a report before the scheduler calls a drone stale
 
 
 @dataclass(frozen=True)
@@ -61,7 +49,7 @@ class UpConfig:
     speedup: float = 100.0
     seed: int = 1
     broker: BrokerUrl | None = None  # None: start the embedded broker
-    home: Location = field(default_factory=lambda: Location(latitude=47.3769, longitude=8.5417))
+    home: Location = DEFAULT_HOME
     spread_km: float = 2.0
     state_dir: Path | None = None  # None: a temporary directory, removed at exit
 
@@ -115,58 +103,6 @@ def run_prefix(run: str) -> str:
     return f"up-{run}-"
 
 
-def request_stream(
-    config: UpConfig, homes: list[Location], *, run: str
-) -> Iterator[DeliveryRequested]:
-    """Seeded requests between points of the fleet's area, without end.
-
-    Each is one a fully charged drone from one of `homes` can fly (redrawn otherwise):
-    demand the fleet can serve.
-    """
-    rng = random.Random(config.seed)  # noqa: S311 - reproducible load, not crypto
-    energy = EnergyModel()
-    full_wh = energy.airframe.battery_wh
-
-    def somewhere() -> Location:
-        return random_within(rng, config.home, config.spread_km * 1000)
-
-    def servable(pickup: Location, dropoff: Location, weight_kg: float) -> bool:
-        return any(
-            energy.feasible(
-                energy_wh=full_wh,
-                start=home,
-                pickup=pickup,
-                dropoff=dropoff,
-                home=home,
-                payload_kg=weight_kg,
-            )
-            for home in homes
-        )
-
-    for i in itertools.count():
-        for _ in range(_DRAWS):
-            pickup, dropoff, weight_kg = somewhere(), somewhere(), round(rng.uniform(0.2, 2.0), 2)
-            if servable(pickup, dropoff, weight_kg):
-                break
-        yield delivery_request(
-            pickup=pickup,
-            dropoff=dropoff,
-            weight_kg=weight_kg,
-            size=rng.choice([PackageSize.SMALL, PackageSize.MEDIUM]),
-            owner_id="murmur-up",
-            delivery_id=f"{run_prefix(run)}{i:05d}",
-        )
-
-
-@contextlib.asynccontextmanager
-async def _broker(config: UpConfig) -> AsyncIterator[BrokerUrl]:
-    if config.broker is not None:
-        yield config.broker
-        return
-    async with EmbeddedBroker() as embedded:
-        yield BrokerUrl.parse(embedded.url)
-
-
 async def _watch(
     client: Client, tally: Tally, on_status: Callable[[DeliveryStatusChanged], None]
 ) -> None:
@@ -200,117 +136,46 @@ async def run_up(
     """
     started = time.monotonic()
     run = uuid.uuid4().hex[:8]  # ids unique per run: a shared broker keeps retained statuses
+    drones = scattered(config.home, config.drones, spread_km=config.spread_km, seed=config.seed)
+    requests = request_stream(
+        [drone.home for drone in drones.values()],
+        center=config.home,
+        spread_km=config.spread_km,
+        seed=config.seed,
+        id_prefix=run_prefix(run),
+    )
     with contextlib.ExitStack() as stack:
         state_dir = config.state_dir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="murmur-up-"))
         )
-        async with _broker(config) as url:
-            clock = ScaledClock(config.speedup)
-            simulator, agents, homes = _fleet(config, url, state_dir, clock)
-            services = _services(config, url, state_dir, clock, run)
-            summary: dict[str, Any] = {}
-            async with asyncio.TaskGroup() as tasks:
-                background = [tasks.create_task(simulator.run(), name="simulator")]
-                background += [tasks.create_task(s.run(), name=s.bus.component) for s in services]
-                background += [tasks.create_task(a.run(), name="agent") for a in agents]
-                try:
-                    # Requests go out only once every part listens: a service that subscribes
-                    # later never sees what was published before its first connection.
-                    async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                        for bus in [*(s.bus for s in services), *(a.bus for a in agents)]:
-                            await bus.connected.wait()
-                    summary = await _drive(
-                        config,
-                        request_stream(config, homes, run=run),
-                        url,
-                        clock,
-                        run=run,
-                        until_idle=until_idle,
-                        on_status=on_status,
-                        on_ready=on_ready,
-                        console=console,
-                    )
-                finally:
-                    for task in background:
-                        task.cancel()
-    summary["elapsed_s"] = round(time.monotonic() - started, 3)
-    return summary
-
-
-def telemetry_hz_for(speedup: float) -> float:
-    """Telemetry per simulated second that makes `REAL_TELEMETRY_HZ` per real second.
-
-    At a speed-up of 100 a 1 Hz simulated rate would put 100 times a real fleet's load on
-    the broker.
-    """
-    return min(1.0, REAL_TELEMETRY_HZ / speedup)
-
-
-def scheduler_for(speedup: float) -> SchedulerSettings:
-    """The scheduler's timers: real-time budgets converted to simulated seconds.
-
-    An answer takes a few real milliseconds, which is seconds of simulated time.
-    """
-    return SchedulerSettings(
-        stale_after_s=STALE_PERIODS / telemetry_hz_for(speedup),
-        offer_timeout_s=max(10.0, REAL_ANSWER_S * speedup),
-        tick_s=max(1.0, REAL_TICK_S * speedup),
-    )
-
-
-def _fleet(
-    config: UpConfig, url: BrokerUrl, state_dir: Path, clock: ScaledClock
-) -> tuple[Simulator, list[DroneAgent], list[Location]]:
-    """The simulator with its ground crew, and one agent per drone around the home."""
-    simulator = Simulator(clock)
-    router = TickRouter(simulator)
-    simulator.on_tick(GroundCrew(clock))
-    fleet = FleetConfig(
-        broker=url,
-        home=config.home,
-        state_dir=state_dir / "drones",
-        speedup=config.speedup,
-        telemetry_hz=telemetry_hz_for(config.speedup),
-    )
-    ids = [f"d-{i:03d}" for i in range(1, config.drones + 1)]
-    homes = spread_homes(config.home, len(ids), spread_km=config.spread_km, seed=config.seed)
-    agents = [
-        build_agent(
-            fleet,
-            drone_id,
-            fc=simulated_fc(fleet, drone_id, home=home, clock=clock, router=router, snapshot=False),
-            clock=clock,
-        )
-        for drone_id, home in zip(ids, homes, strict=True)
-    ]
-    return simulator, agents, homes
-
-
-def _services(
-    config: UpConfig, url: BrokerUrl, state_dir: Path, clock: ScaledClock, run: str
-) -> list[Service]:
-    """The three services, with timers in real-time budgets converted to simulated time."""
-    cloud = CloudSettings(scheduler=scheduler_for(config.speedup))
-    return [
-        build_service(
-            name,
-            transport=open_transport(url),
-            db_path=state_dir / f"{name}.db",
-            clock=clock,
-            settings=cloud,
+        async with local_system(
+            drones,
+            state_dir=state_dir,
+            clock=ScaledClock(config.speedup),
+            broker=config.broker,
             # Throw-away state must not inherit a persistent session (and the messages
             # queued in it) from an earlier run on the same broker.
-            client_id=None if config.state_dir else f"murmur-{name}-{run}",
-        )
-        for name in SERVICE_NAMES
-    ]
+            session_suffix=None if config.state_dir else run,
+            connect_timeout_s=CONNECT_TIMEOUT_S,
+        ) as system:
+            summary = await _drive(
+                config,
+                requests,
+                system,
+                run=run,
+                until_idle=until_idle,
+                on_status=on_status,
+                on_ready=on_ready,
+                console=console,
+            )
+    summary["elapsed_s"] = round(time.monotonic() - started, 3)
+    return summary
 
 
 async def _drive(
     config: UpConfig,
     requests: Iterator[DeliveryRequested],
-    url: BrokerUrl,
-    clock: ScaledClock,
+    system: LocalSystem,
     *,
     run: str,
     until_idle: bool,
@@ -318,7 +183,7 @@ async def _drive(
     on_ready: Callable[[BrokerUrl], None],
     console: Observer | None,
 ) -> dict[str, Any]:
-    tally = Tally()
+    tally, url = Tally(), system.url
     async with connect(open_transport(url), name="up") as client, asyncio.TaskGroup() as tasks:
         await client.subscribe(DeliveryStatusChanged, DroneAssigned)
         helpers = [tasks.create_task(_watch(client, tally, on_status))]
@@ -330,7 +195,7 @@ async def _drive(
                 tally.requested_at[request.delivery_id] = time.monotonic()
                 await client.publish(request, correlationid=request.delivery_id)
             if config.demand_per_hour > 0:
-                await _keep_requesting(config, requests, client, clock, tally)
+                await _keep_requesting(config, requests, client, system.clock, tally)
             if not until_idle:
                 await asyncio.Event().wait()  # until cancelled (Ctrl-C)
             while tally.terminal() < len(tally.requested_at):

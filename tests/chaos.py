@@ -31,7 +31,7 @@ import aiomqtt
 
 from benchmarks.fleet_scale import Child, spawn
 from broker.mosquitto import Mosquitto
-from bus.transport import open_transport
+from bus.transport import Transport, open_transport
 from bus.url import BrokerUrl
 from cloud.services import SERVICE_NAMES, build_service
 from contracts import DecodeError, Envelope, Event, decode
@@ -39,19 +39,19 @@ from contracts.events import DeliveryStatusChanged, JobAccepted, JobFailed, JobS
 from contracts.ids import Location
 from contracts.requests import delivery_request
 from contracts.states import TERMINAL_STAGES, DeliveryStage
-from drone_agent.main import FleetConfig, build_agent, simulated_fc, spread_homes
-from drone_agent.sim_adapter import TickRouter
-from firmware_sim.ground_crew import GroundCrew
-from firmware_sim.simulator import Simulator
+from drone_agent.sim_adapter import SimFlightController
+from drone_agent.wiring import DEFAULT_HOME, FleetConfig, build_agent, drone_login
+from firmware_sim.vehicle import SimVehicle
 from flight_model.clock import ScaledClock
 from flight_model.geo import random_within
-from murmur.up import scheduler_for, telemetry_hz_for
 from tests.brokers import mqtt_client
 from tests.chaos_check import Consumer, Recorded, Verdict, first_seen, lost, verdict
 from tests.netproxy import LinkProxy
+from world.fleet import Drone, simulated_fleet, spread_homes
+from world.system import scheduler_for, telemetry_hz_for
 
 ROOT = "murmur/v1"
-CENTER = Location(latitude=47.3769, longitude=8.5417)
+CENTER = DEFAULT_HOME
 _USER, _PASSWORD = "chaos", "chaos-password"
 
 
@@ -264,28 +264,21 @@ class Rig:
         """The simulated drones of this process, each with its own connection (some proxied)."""
         plan = self.plan
         clock = ScaledClock.anchored(plan.speedup, datetime.fromisoformat(self.epoch))
-        simulator = Simulator(clock)
-        simulator.on_tick(GroundCrew(clock))
-        router = TickRouter(simulator)
         config = FleetConfig(
             broker=self.url,
-            home=CENTER,
             state_dir=self.workdir / "drones",
             speedup=plan.speedup,
             telemetry_hz=telemetry_hz_for(plan.speedup),
         )
-        async with asyncio.TaskGroup() as tasks:
-            for drone_id, home in self.homes.items():
-                if drone_id == self.agent_drone:
-                    continue
-                fc = simulated_fc(
-                    config, drone_id, home=home, clock=clock, router=router, snapshot=False
-                )
-                proxy = self.proxies.get(drone_id)
-                link = self.url if proxy is None else replace(self.url, port=proxy.port)
-                agent = build_agent(replace(config, broker=link), drone_id, fc=fc, clock=clock)
-                tasks.create_task(agent.run())
-            tasks.create_task(simulator.run())
+
+        def transport_for(drone_id: str) -> Transport:
+            proxy = self.proxies.get(drone_id)
+            link = self.url if proxy is None else replace(self.url, port=proxy.port)
+            return open_transport(drone_login(replace(config, broker=link), drone_id))
+
+        drones = {d: Drone(home) for d, home in self.homes.items() if d != self.agent_drone}
+        async with simulated_fleet(drones, config, clock, transport_for=transport_for) as fleet:
+            await fleet.run()
 
     async def break_things(self, schedule: list[Fault]) -> None:
         """Carry out the schedule; a target is never broken twice at once."""
@@ -487,15 +480,8 @@ def _consumers(url: BrokerUrl, workdir: Path, drones: list[str], agent_drone: st
 
 def _agent_subscriptions(url: BrokerUrl, workdir: Path, drone_id: str) -> dict[type[Event], str]:
     clock = ScaledClock(1.0)
-    config = FleetConfig(broker=url, home=CENTER, state_dir=workdir / "routes")
-    fc = simulated_fc(
-        config,
-        drone_id,
-        home=CENTER,
-        clock=clock,
-        router=TickRouter(Simulator(clock)),
-        snapshot=False,
-    )
+    config = FleetConfig(broker=url, state_dir=workdir / "routes")
+    fc = SimFlightController(SimVehicle(vehicle_id=drone_id, home=CENTER), clock)
     return build_agent(config, drone_id, fc=fc, clock=clock).bus.subscriptions
 
 

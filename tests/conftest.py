@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.brokers import BROKER_KINDS, TestBroker, running_broker
+from world.fleet import VehicleLink
 
 
 @pytest.fixture(
@@ -38,6 +39,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(params=["sim", "mavlink"])
-def flight_link(request: pytest.FixtureRequest) -> str:
+def flight_link(request: pytest.FixtureRequest) -> VehicleLink:
     """How each agent reaches its simulated vehicle: in process, or over MAVLink (UDP)."""
-    return str(request.param)
+    link: VehicleLink = request.param
+    return link

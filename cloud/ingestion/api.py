@@ -34,6 +34,7 @@ from contracts.events import (
 )
 from contracts.ids import Latitude, Location, Longitude, PackageSize, TopicId
 from contracts.requests import delivery_request
+from contracts.topics import to_filter
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,8 @@ def request_event_id(root: str, delivery_id: str) -> str:
 
     Consumers dedupe by (source, id), so a retried POST is applied once by every service.
     """
-    return str(uuid.uuid5(_REQUEST_IDS, f"{root}/deliveries/{delivery_id}/requested"))
+    topic = to_filter(DeliveryRequested.topic, root=root, delivery_id=delivery_id)
+    return str(uuid.uuid5(_REQUEST_IDS, topic))
 
 
 def create_app(gateway: Gateway, *, heartbeat_s: float = 15.0) -> FastAPI:

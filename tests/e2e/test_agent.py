@@ -40,17 +40,16 @@ from contracts.events import (
     PackageState,
 )
 from contracts.ids import Location
-from drone_agent.main import FleetConfig, build_agent, simulated_fc
 from drone_agent.service import DroneAgent
-from drone_agent.sim_adapter import TickRouter
-from firmware_sim.failures import Failure, FailurePlan
-from firmware_sim.simulator import Simulator
+from drone_agent.wiring import FleetConfig
+from firmware_sim.failures import Failure
 from flight_model.clock import ScaledClock
 from flight_model.geo import from_enu
 from flight_model.phases import FlightPhase
 from tests.brokers import TestBroker
 from tests.netproxy import LinkProxy
 from tests.probe import Probe, probing, publish_events
+from world.fleet import Drone, simulated_fleet
 
 pytestmark = pytest.mark.e2e
 
@@ -102,40 +101,18 @@ async def fleet(
     speedup: float = SPEEDUP,
 ) -> AsyncIterator[dict[str, DroneAgent]]:
     """Agents with simulated flight controllers, in this loop, connected before the block."""
-    config = FleetConfig(
-        broker=BrokerUrl.parse(url), home=HOME, state_dir=tmp_path, speedup=speedup
-    )
+    config = FleetConfig(broker=BrokerUrl.parse(url), state_dir=tmp_path, speedup=speedup)
     clock = ScaledClock(speedup)
-    simulator = Simulator(clock)
-    router = TickRouter(simulator)
-    agents = {
-        drone_id: build_agent(
-            config,
-            drone_id,
-            fc=simulated_fc(
-                config,
-                drone_id,
-                home=HOME,
-                clock=clock,
-                router=router,
-                snapshot=False,
-                failures=FailurePlan(failures, seed=7) if failures else None,
-            ),
-            clock=clock,
-        )
-        for drone_id, failures in drones.items()
-    }
-    tasks = [asyncio.create_task(simulator.run())]
-    tasks += [asyncio.create_task(agent.run()) for agent in agents.values()]
-    try:
-        async with asyncio.timeout(10):
-            for agent in agents.values():
-                await agent.bus.connected.wait()
-        yield agents
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    planned = {drone_id: Drone(HOME, failures) for drone_id, failures in drones.items()}
+    async with simulated_fleet(planned, config, clock) as built:
+        flying = asyncio.create_task(built.run())
+        try:
+            async with asyncio.timeout(10):
+                await built.ready()
+            yield built.agents
+        finally:
+            flying.cancel()
+            await asyncio.gather(flying, return_exceptions=True)
 
 
 def updates(probe: Probe, job_id: str) -> list[Event]:

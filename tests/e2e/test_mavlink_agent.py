@@ -20,8 +20,8 @@ from contracts.events import (
     JobRejected,
     JobRejectionReason,
 )
-from drone_agent.main import FleetConfig, build_agent
 from drone_agent.mavlink import MavlinkFlightController, UdpOut
+from drone_agent.wiring import FleetConfig, build_agent
 from firmware_sim.mavlink import MavlinkEndpoint, serve_fleet
 from firmware_sim.simulator import Simulator
 from firmware_sim.vehicle import SimVehicle

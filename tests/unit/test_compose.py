@@ -82,7 +82,7 @@ def test_each_murmur_container_runs_a_valid_murmur_command_with_its_settings(nam
     mounts = bind_mounts(service)
     # The mounted config files, read from the repository instead of the container.
     argv = [str(mounts.get(arg, arg)) for arg in command_of(name)]
-    parser = cli._parser()
+    parser = cli.parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit:

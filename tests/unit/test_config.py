@@ -16,11 +16,20 @@ from pathlib import Path
 import pytest
 
 from bus.url import BrokerUrl
+from drone_agent.wiring import FleetConfig
 from murmur import cli
 from murmur.config import add_config_option, layer
+from murmur.fleet_options import fleet_settings
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "drone_agent" / "deploy"
+
+
+def settled(args: argparse.Namespace) -> FleetConfig:
+    """The agent's settings from layered `args`, which must be valid."""
+    config = fleet_settings(args, [args.drone_id])
+    assert config is not None
+    return config
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +57,7 @@ def toml(tmp_path: Path, text: str, name: str = "agent.toml") -> Path:
 
 def layered(*argv: str, env: dict[str, str] | None = None) -> tuple[argparse.Namespace, list[str]]:
     """Parse `murmur ARGV` with the real parser and apply the file and `env`."""
-    parser = cli._parser()
+    parser = cli.parser()
     args = parser.parse_args(argv)
     return args, layer(parser, argv, args, environ=env or {})
 
@@ -261,12 +270,12 @@ def test_the_password_comes_from_the_first_line_of_its_file_and_the_user_may_be_
     )
     args, problems = layered("agent", "--config", str(path), env={"MURMUR_USERNAME": "ops"})
     assert problems == []
-    fleet = cli._fleet(args, [args.drone_id])
+    fleet = settled(args)
     assert (fleet.broker.username, fleet.broker.password) == ("ops", "s3 cr:et")
     assert "s3 cr:et" not in f"{fleet.broker} {fleet.broker!r}"
 
     args, _ = layered("agent", "--drone-id", "d-1", "--broker", "mqtt://u:pw@h")
-    assert cli._fleet(args, [args.drone_id]).broker.password == "pw"  # the URL's still works
+    assert settled(args).broker.password == "pw"  # the URL's still works
 
 
 def test_credential_and_tls_files_that_cannot_be_used_are_each_named(
@@ -338,7 +347,7 @@ async def test_the_tls_files_make_the_connection_context(certificate: tuple[Path
         "--ca-file", str(cert), "--cert-file", str(cert), "--key-file", str(key),
     )  # fmt: skip
     assert problems == []
-    url = cli._fleet(args, [args.drone_id]).broker
+    url = settled(args).broker
     assert (url.port, url.ca_file, url.cert_file, url.key_file) == (8883, cert, cert, key)
     await handshake(url, cert, key)
     with pytest.raises(ssl.SSLCertVerificationError):  # the system's CAs do not know it
@@ -403,7 +412,7 @@ def test_the_example_agent_toml_loads_with_the_real_loader(tmp_path: Path) -> No
         "agent", "--config", str(EXAMPLE), env={"MURMUR_PASSWORD_FILE": str(password)}
     )
     assert problems == []
-    fleet = cli._fleet(args, [args.drone_id])
+    fleet = settled(args)
     assert fleet is not None
     assert fleet.broker.tls
     assert (fleet.broker.username, fleet.broker.password) == ("d-001", "pi-secret")
@@ -442,7 +451,7 @@ def test_the_systemd_unit_runs_a_valid_murmur_agent_command_as_an_unprivileged_u
     [exec_start] = unit["ExecStart"]
     program, *argv = shlex.split(exec_start)
     assert program == "/opt/murmur/venv/bin/murmur"
-    args = cli._parser().parse_args(argv)
+    args = cli.parser().parse_args(argv)
     assert args.command == "agent"
     assert args.config == Path("/etc/murmur/agent.toml")
 

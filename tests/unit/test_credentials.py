@@ -21,7 +21,7 @@ from broker.credentials import (
 from broker.passwords import read_password_file, verify_password
 from bus.url import BrokerUrl
 from contracts.ids import Location
-from drone_agent.main import FleetConfig, drone_login
+from drone_agent.wiring import FleetConfig, drone_login
 from murmur import cli
 
 

@@ -27,14 +27,13 @@ from bus.url import BrokerUrl
 from cloud.services import SERVICE_NAMES, build_service
 from contracts import Event
 from contracts.topics import DEFAULT_ROOT
-from drone_agent.main import FleetConfig, build_agent, simulated_fc
-from drone_agent.sim_adapter import TickRouter
-from firmware_sim.simulator import Simulator
+from drone_agent.sim_adapter import SimFlightController
+from drone_agent.wiring import FleetConfig, build_agent
+from firmware_sim.vehicle import SimVehicle
 from flight_model.clock import ManualClock
 from tests.builders import DRONE, HOME, a_delivery_request, an_envelope, an_example, wire_dict
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
-NOWHERE = BrokerUrl.parse("mqtt://127.0.0.1:1")  # never connected: inputs go straight in
 
 _json = st.recursive(
     st.none()
@@ -94,10 +93,9 @@ def component(name: str, tmp_path: Path) -> Bus:
         return build_service(
             name, transport=transport, db_path=tmp_path / f"{name}.db", clock=clock
         ).bus
-    config = FleetConfig(broker=NOWHERE, home=HOME, state_dir=tmp_path / "drones")
-    router = TickRouter(Simulator(clock))
-    fc = simulated_fc(config, DRONE, home=HOME, clock=clock, router=router, snapshot=False)
-    return build_agent(config, DRONE, fc=fc, clock=clock).bus
+    config = FleetConfig(broker=BrokerUrl("127.0.0.1", 1883), state_dir=tmp_path / "drones")
+    fc = SimFlightController(SimVehicle(vehicle_id=DRONE, home=HOME), clock)
+    return build_agent(config, DRONE, fc=fc, clock=clock, transport=MemoryBroker().transport()).bus
 
 
 def subscribed(bus: Bus) -> Iterator[Event]:

@@ -1,4 +1,4 @@
-"""The dependency direction of architecture §2, checked on the source and at import time."""
+"""The dependency direction of docs/architecture.md, checked on the source and at import time."""
 
 import ast
 import subprocess
@@ -16,19 +16,28 @@ OURS = {
     "cloud",
     "drone_agent",
     "firmware_sim",
+    "world",
     "murmur",
+    "benchmarks",
 }
+PRODUCT = OURS - {"benchmarks", "murmur"}
 
-# Which of our packages each package may import. `murmur` is the CLI: it may import everything.
+# Which of our packages each package may import (docs/architecture.md, "The dependency
+# direction"). `murmur` is the CLI: it may import everything, `benchmarks` only lazily.
 ALLOWED = {
     "contracts": {"contracts"},
     "flight_model": {"flight_model", "contracts"},
     "bus": {"bus", "contracts"},
     "broker": {"broker", "contracts"},
     "firmware_sim": {"firmware_sim", "flight_model", "contracts"},
-    "drone_agent": {"drone_agent", "bus", "flight_model", "contracts", "firmware_sim"},
+    "drone_agent": {"drone_agent", "bus", "flight_model", "contracts"},
     "cloud": {"cloud", "bus", "flight_model", "contracts"},
+    "world": PRODUCT,
+    "benchmarks": PRODUCT | {"benchmarks"},
+    "murmur": OURS,
 }
+# The one module of the agent that may reach the simulator: its adapter to a simulated vehicle.
+SIMULATOR_ADAPTER = "drone_agent/sim_adapter.py"
 
 
 def imported_packages(package: str) -> dict[str, set[str]]:
@@ -48,7 +57,32 @@ def imported_packages(package: str) -> dict[str, set[str]]:
 @pytest.mark.parametrize("package", sorted(ALLOWED))
 def test_each_package_imports_only_what_the_architecture_allows(package: str) -> None:
     for module, imports in imported_packages(package).items():
-        assert imports <= ALLOWED[package], f"{module} imports {sorted(imports - ALLOWED[package])}"
+        allowed = ALLOWED[package] | ({"firmware_sim"} if module == SIMULATOR_ADAPTER else set())
+        assert imports <= allowed, f"{module} imports {sorted(imports - allowed)}"
+
+
+def test_only_the_bench_command_reaches_the_benchmarks_and_only_when_it_runs() -> None:
+    """Test that the product never imports `benchmarks`, and `murmur bench` only lazily."""
+    for package in sorted(PRODUCT):
+        for module, imports in imported_packages(package).items():
+            assert "benchmarks" not in imports, f"{module} imports benchmarks"
+    for module, imports in imported_packages("murmur").items():
+        top_level = top_level_packages(REPO / module)
+        assert "benchmarks" not in top_level, f"{module} imports benchmarks at import time"
+        if "benchmarks" in imports:
+            assert module == "murmur/commands/bench.py", module
+
+
+def test_the_agent_on_a_mavlink_flight_controller_never_loads_the_simulator() -> None:
+    """Test that `murmur agent --fc mavlink:` on a Pi runs without importing `firmware_sim`."""
+    code = (
+        "import sys, drone_agent.wiring, drone_agent.mavlink, murmur.cli\n"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] == 'firmware_sim')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert result.stdout.strip() == ""
 
 
 def test_the_agent_side_does_not_import_the_embedded_broker_or_the_console() -> None:
@@ -65,6 +99,17 @@ def test_the_agent_side_does_not_import_the_embedded_broker_or_the_console() -> 
 
 
 SERVICES = ("package", "scheduler", "delivery")
+
+
+def top_level_packages(path: Path) -> set[str]:
+    """Our packages a file imports at module level (not inside a function)."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(), filename=str(path)).body:
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names & OURS
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -8,16 +8,15 @@ file of whatever logs in; everything else goes to stderr.
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
+from murmur.commands import Subcommands
 from murmur.config import Layers, add_config_option, report
+from murmur.running import FAILED, INVALID
 
-INVALID = 2  # a setting to fix, as for every command
-FAILED = 1  # the directory cannot be changed as asked
 _FLAGS = {"login": "LOGIN", "role": "--role"}
 
 
-def add_creds_command(commands: Any) -> None:  # noqa: ANN401 - argparse's private type
+def add_parser(commands: Subcommands) -> None:
     """Add `murmur creds` and its actions to the `murmur` parser's commands."""
     creds = commands.add_parser(
         "creds", help="manage broker logins: passwords and roles, for Mosquitto and amqtt"
@@ -42,16 +41,22 @@ def add_creds_command(commands: Any) -> None:  # noqa: ANN401 - argparse's priva
         "on stdout, once",
     )
     _add_directory(add)
-    add.set_defaults(run=_add)
+    add.set_defaults(run=run)
 
     listing = actions.add_parser("list", help="print each login and its role (never a hash)")
     _add_directory(listing)
-    listing.set_defaults(run=_list)
+    listing.set_defaults(run=run)
 
     remove = actions.add_parser("remove", help="remove a login")
     remove.add_argument("login", metavar="LOGIN")
     _add_directory(remove)
-    remove.set_defaults(run=_remove)
+    remove.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out the action: add, list or remove."""
+    actions = {"add": _add, "list": _list, "remove": _remove}
+    return actions[args.creds_action](args)
 
 
 def _add_directory(action: argparse.ArgumentParser) -> None:
