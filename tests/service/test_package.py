@@ -28,7 +28,6 @@ from tests.builders import (
 from tests.service.harness import Peer, a_service, running
 
 _R = PackageRejectionReason
-pytestmark = pytest.mark.usefixtures("package")
 
 
 @pytest.fixture
@@ -78,6 +77,7 @@ async def test_a_package_the_fleet_carries_is_ready(package: Service, peer: Peer
     ],
     ids=["overweight", "too-large", "tag"],
 )
+@pytest.mark.usefixtures("package")
 async def test_a_package_the_fleet_does_not_carry_is_rejected_with_its_reason(
     peer: Peer,
     request_: DeliveryRequested,
@@ -93,6 +93,7 @@ async def test_a_package_the_fleet_does_not_carry_is_rejected_with_its_reason(
     assert not peer.heard(PackageReady)
 
 
+@pytest.mark.usefixtures("package")
 async def test_a_package_already_in_another_delivery_is_rejected_as_a_duplicate(
     peer: Peer,
 ) -> None:
@@ -125,6 +126,7 @@ async def test_a_request_heard_twice_is_answered_once(
     assert package.bus.stats.duplicates == (1 if same_event_id else 0)
 
 
+@pytest.mark.usefixtures("package")
 async def test_a_job_failing_with_the_package_on_board_strands_it_where_the_drone_was(
     peer: Peer,
 ) -> None:
@@ -140,6 +142,7 @@ async def test_a_job_failing_with_the_package_on_board_strands_it_where_the_dron
     assert stranded.causationid == failure.id
 
 
+@pytest.mark.usefixtures("package")
 async def test_a_job_failing_before_pickup_strands_nothing(peer: Peer) -> None:
     await peer.send(
         a_delivery_request(),
@@ -150,3 +153,18 @@ async def test_a_job_failing_before_pickup_strands_nothing(peer: Peer) -> None:
     await peer.next(PackageReady, lambda r: r.delivery_id == "del-0002")
 
     assert not peer.heard(PackageStranded)
+
+
+async def test_a_request_sent_while_the_service_is_down_is_answered_once_it_is_back(
+    broker: MemoryBroker, peer: Peer, tmp_path: Path
+) -> None:
+    """Test that the service's persistent session keeps what it missed while it was stopped."""
+    await peer.listen(PackageReady)
+    async with running(a_service(broker, "package", tmp_path)):
+        pass  # subscribed once: the broker now queues for it
+
+    await peer.send(a_delivery_request())
+    async with running(a_service(broker, "package", tmp_path)):
+        ready = await peer.next(PackageReady)
+
+    assert ready.data.delivery_id == DELIVERY
