@@ -98,14 +98,18 @@ class MemoryBroker:
             self._sessions[session.client_id] = state
         state.session = session
         state.connection = connection
-        # Owed first, then what was queued while away, in their order (MQTT 4.4).
-        unacked, state.unacked = state.unacked, []
-        for delivery in unacked:
-            connection.deliver(delivery.topic, delivery.payload, delivery.qos)
-        while state.queued:
-            message = state.queued.popleft()
-            connection.deliver(message.topic, message.payload, message.qos)
         return state
+
+    def _owed(self, state: _SessionState) -> list[tuple[str, bytes, int, bool]]:
+        """What a session's new connection must be sent first: (topic, payload, qos, retained).
+
+        What it did not acknowledge, then what was queued while it was away, in their order
+        (MQTT 4.4); a redelivery is the same message again, retain flag included.
+        """
+        owed = [(d.topic, d.payload, d.qos, d.retained) for d in state.unacked]
+        owed += [(m.topic, m.payload, m.qos, False) for m in state.queued]
+        state.unacked, state.queued = [], deque()
+        return owed
 
     def _close(self, state: _SessionState, connection: "_MemoryConnection", *, lost: bool) -> None:
         if state.connection is not connection:
@@ -126,6 +130,9 @@ class _MemoryConnection:
         self._arrived = asyncio.Event()
         self._lost: TransportError | None = None
         self._state = broker._open(session, self)  # noqa: SLF001 - the broker's own helper
+        # Only once it has its session can it take what the session is owed.
+        for topic, payload, qos, retained in broker._owed(self._state):  # noqa: SLF001
+            self.deliver(topic, payload, qos, retained=retained)
 
     def deliver(self, topic: str, payload: bytes, qos: int, *, retained: bool = False) -> None:
         delivery = _Delivery(topic, payload, min(qos, 1), retained, time.monotonic(), self)

@@ -1,20 +1,24 @@
-"""The Delivery service fed events directly, in orders a broker may deliver them.
+"""The Delivery service on a memory broker, fed events in orders a broker may deliver them.
 
-No broker: each message goes through `Bus.receive` (decode, inbox dedupe, handler, outbox)
-exactly as one from the network would, on a real SQLite file.
+Each event is published by a peer as its producer would and reaches the service's handlers
+through its bus (decode, inbox dedupe, handler, outbox), on a real SQLite file. The service
+handles what arrives in order, so the answer to a trace request sent last says that everything
+before it was handled (`settle`).
 """
 
+import itertools
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from bus.bus import Bus
 from bus.memory_transport import MemoryBroker
-from bus.store import open_database
-from cloud.delivery.service import DeliveryService
 from cloud.delivery.store import DeliveryStore
-from contracts import Envelope, Event, decode
+from cloud.services import Service
+from contracts import Envelope, Event
 from contracts.events import (
+    DeadLetter,
+    DeliveryStatusChanged,
     DeliveryTraced,
     DeliveryTraceRequested,
     DroneAssigned,
@@ -26,37 +30,51 @@ from contracts.events import (
 from contracts.ids import PackageSize
 from contracts.requests import delivery_request
 from contracts.states import DeliveryStage
-from flight_model.clock import ManualClock
 from tests.builders import source_of
+from tests.service.harness import Peer, a_service, running
 from tests.system import near
 
 _S = DeliveryStage
 DELIVERY, JOB, DRONE = "del-1", "job-1", "d-1"
+_settled = itertools.count()
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> DeliveryService:
-    db = open_database(tmp_path / "d.db")
-    bus = Bus(
-        component="delivery",
-        transport=MemoryBroker().transport(),
-        db=db,
-        source="/cloud/delivery",
-    )
-    return DeliveryService(bus, ManualClock())
+async def service(broker: MemoryBroker, peer: Peer, tmp_path: Path) -> AsyncIterator[Service]:
+    """The Delivery service, running; the peer hears its statuses, traces and dead letters."""
+    await peer.listen(DeliveryStatusChanged, DeliveryTraced)
+    await peer.listen(DeadLetter, component="delivery")
+    async with running(a_service(broker, "delivery", tmp_path)) as running_service:
+        yield running_service
 
 
 def envelope(data: Event, source: str | None = None) -> Envelope[Event]:
     return Envelope[Event].new(data, source=source or source_of(data), correlationid=DELIVERY)
 
 
-async def feed(service: DeliveryService, *envelopes: Envelope[Event]) -> None:
-    for e in envelopes:
-        await service.bus.receive(e.data.resolved_topic(), e.to_json())
+async def settle(peer: Peer) -> None:
+    """Wait until the service has handled everything sent so far.
+
+    It answers a trace request (of a delivery no test uses) only after them.
+    """
+    ask = DeliveryTraceRequested(delivery_id="del-settle", request_id=f"settle-{next(_settled)}")
+    await peer.send(Envelope[Event].new(ask, source="/clients/cli"))
+    await peer.next(DeliveryTraced, lambda t: t.request_id == ask.request_id)
 
 
-def stages(service: DeliveryService) -> list[DeliveryStage]:
+async def feed(peer: Peer, *envelopes: Envelope[Event]) -> None:
+    """Publish the events in order, and wait until the service has handled them."""
+    await peer.send(*envelopes)
+    await settle(peer)
+
+
+def stages(service: Service) -> list[DeliveryStage]:
     return [stage for _, stage, _ in DeliveryStore(service.bus.db).history(DELIVERY)]
+
+
+def published(peer: Peer) -> list[DeliveryStage]:
+    """The stages of the delivery's statuses the service published, in order."""
+    return [s.stage for s in peer.heard(DeliveryStatusChanged, lambda s: s.delivery_id == DELIVERY)]
 
 
 def requested() -> Envelope[Event]:
@@ -92,20 +110,21 @@ def success() -> Envelope[Event]:
 
 
 async def test_a_job_update_that_beats_its_assignment_is_replayed_after_it(
-    service: DeliveryService,
+    service: Service, peer: Peer
 ) -> None:
-    await feed(service, requested(), ready(), progress(JobPhase.TO_PICKUP), assigned())
+    await feed(peer, requested(), ready(), progress(JobPhase.TO_PICKUP), assigned())
     assert stages(service) == [_S.REQUESTED, _S.SCHEDULED, _S.HEADED_TO_PICKUP]
+    assert published(peer) == stages(service)
 
 
 async def test_a_late_earlier_stage_and_duplicates_change_nothing(
-    service: DeliveryService,
+    service: Service, peer: Peer
 ) -> None:
     to_pickup = progress(JobPhase.TO_PICKUP)
-    await feed(service, requested(), ready(), assigned(), to_pickup)
-    await feed(service, progress(JobPhase.TO_DROPOFF), success())
+    await feed(peer, requested(), ready(), assigned(), to_pickup)
+    await feed(peer, progress(JobPhase.TO_DROPOFF), success())
     before = stages(service)
-    await feed(service, to_pickup, progress(JobPhase.TO_PICKUP), assigned(), success())
+    await feed(peer, to_pickup, progress(JobPhase.TO_PICKUP), assigned(), success())
     assert stages(service) == before
     assert before == [
         _S.REQUESTED,
@@ -115,13 +134,14 @@ async def test_a_late_earlier_stage_and_duplicates_change_nothing(
         _S.HEADED_TO_DROPOFF,
         _S.DELIVERED,
     ]
+    assert published(peer) == before
     assert service.bus.stats.duplicates == 1  # the same event id again: not even handled
 
 
 async def test_events_before_the_request_still_build_the_delivery(
-    service: DeliveryService,
+    service: Service, peer: Peer
 ) -> None:
-    await feed(service, assigned(), ready(), requested())
+    await feed(peer, assigned(), ready(), requested())
     assert stages(service) == [_S.SCHEDULED]
     tracked = DeliveryStore(service.bus.db).get(DELIVERY)
     assert tracked is not None
@@ -129,11 +149,11 @@ async def test_events_before_the_request_still_build_the_delivery(
 
 
 async def test_an_update_from_another_drone_for_the_job_is_dead_lettered(
-    service: DeliveryService,
+    service: Service, peer: Peer
 ) -> None:
-    await feed(service, requested(), ready(), assigned())
+    await feed(peer, requested(), ready(), assigned())
     impostor = envelope(JobSucceeded(drone_id="d-9", job_id=JOB, delivery_id=DELIVERY))
-    await feed(service, impostor)
+    await feed(peer, impostor)
 
     assert stages(service)[-1] == _S.SCHEDULED
     [(reason, detail, event_id)] = service.bus.db.execute(
@@ -141,26 +161,24 @@ async def test_an_update_from_another_drone_for_the_job_is_dead_lettered(
     ).fetchall()
     assert (reason, event_id) == ("not_assigned", impostor.id)
     assert detail == f"job {JOB} is assigned to {DRONE}, not d-9"
+    letter = (await peer.next(DeadLetter)).data
+    assert (letter.reason, letter.event_id, letter.detail) == ("not_assigned", impostor.id, detail)
 
 
-def traced(service: DeliveryService, request_id: str) -> DeliveryTraced:
-    """The answer the service queued in its outbox for `request_id`."""
-    for row in service.bus.store.pending(1000):
-        data = decode(row.topic, row.payload).data
-        if isinstance(data, DeliveryTraced) and data.request_id == request_id:
-            return data
-    raise AssertionError(request_id)
+async def traced(peer: Peer, request_id: str) -> DeliveryTraced:
+    """The service's answer to the trace request `request_id`."""
+    return (await peer.next(DeliveryTraced, lambda t: t.request_id == request_id)).data
 
 
 async def test_the_journal_keeps_each_event_once_and_answers_a_trace_request(
-    service: DeliveryService,
+    service: Service, peer: Peer
 ) -> None:
     request, ready_, assigned_ = requested(), ready(), assigned()
-    await feed(service, request, ready_, request, assigned_, progress(JobPhase.TO_PICKUP))
+    await peer.send(request, ready_, request, assigned_, progress(JobPhase.TO_PICKUP))
     ask = DeliveryTraceRequested(delivery_id=DELIVERY, request_id="tr-1")
-    await feed(service, Envelope[Event].new(ask, source="/clients/cli"))
+    await peer.send(Envelope[Event].new(ask, source="/clients/cli"))
 
-    trace = traced(service, "tr-1")
+    trace = await traced(peer, "tr-1")
     fed = {request.id, ready_.id, assigned_.id}
     assert [e.id for e in trace.entries if e.id in fed] == [request.id, ready_.id, assigned_.id]
     statuses = [e for e in trace.entries if e.source == service.bus.source]
@@ -168,7 +186,8 @@ async def test_the_journal_keeps_each_event_once_and_answers_a_trace_request(
     assert trace.truncated is False
 
 
-async def test_a_trace_of_an_unknown_delivery_is_empty(service: DeliveryService) -> None:
+@pytest.mark.usefixtures("service")
+async def test_a_trace_of_an_unknown_delivery_is_empty(peer: Peer) -> None:
     ask = DeliveryTraceRequested(delivery_id="del-unknown", request_id="tr-2")
-    await feed(service, Envelope[Event].new(ask, source="/clients/cli"))
-    assert traced(service, "tr-2").entries == []
+    await peer.send(Envelope[Event].new(ask, source="/clients/cli"))
+    assert (await traced(peer, "tr-2")).entries == []
