@@ -190,8 +190,8 @@ def an_agent(
 ) -> DroneAgent:
     """A drone agent on `broker`, flying a simulated vehicle stepped through `router`.
 
-    Wired as `drone_agent.main.build_agent` wires it (client id, source, presence, its own
-    database), which opens an MQTT transport from a URL and so cannot take this broker.
+    Wired as `drone_agent.wiring.build_agent` wires it (client id, source, presence, its own
+    database), without the broker URL and credentials of a `FleetConfig` it would not use.
     """
     vehicle = SimVehicle(
         vehicle_id=drone_id,
