@@ -1,7 +1,9 @@
 """Launch a private Mosquitto for tests and local experiments.
 
 Each instance gets its own directory (config, password file, persistence, log) and
-a loopback port, and never touches the system Mosquitto on 127.0.0.1:1883.
+a loopback port, and never touches the system Mosquitto on 127.0.0.1:1883. One process's whole
+life (config, TLS listener, readiness probe, stop and restart on the same port with its
+persistence) is here, hence past 400 lines.
 """
 
 import asyncio

@@ -3,6 +3,9 @@
 Each class is the `data` of one CloudEvents type. Known fields are strict (types, ranges,
 patterns); unknown fields are ignored, so a producer may add an optional field within a
 version. A breaking change is a new type (`....v2`) published alongside the old one.
+
+Longer than our other modules on purpose: the whole contract in one file is what an outsider
+reads, and what `murmur contract` renders, in the order of the choreography.
 """
 
 from enum import StrEnum

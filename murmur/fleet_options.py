@@ -6,9 +6,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from murmur.config import instant, report
+from murmur.config import report
 from murmur.connection import add_connection_options, connection
 from murmur.running import problems_reported
+from murmur.setting_values import instant
 
 if TYPE_CHECKING:
     from drone_agent.wiring import FleetConfig

@@ -4,6 +4,9 @@ Pure: no I/O and no clock. Every fold takes `now`, seconds on any monotonic scal
 watcher passes `time.monotonic()`), so tests script time. Times kept here are receive
 times on that scale, never the producers' `time` attribute: under `murmur up` producers
 stamp simulated time, which runs many times faster than the console's.
+
+One fold of every event the console shows, with the small records it folds into: past 400
+lines because the records and the rules that fill them read best side by side.
 """
 
 import math
