@@ -10,23 +10,18 @@ SQLite. Telemetry is published only while connected and is dropped otherwise.
 import asyncio
 import logging
 from contextlib import suppress
-from dataclasses import dataclass
 from typing import Any
 
 from bus.bus import Bus, Presence
 from bus.outbox import Outbox
 from contracts import Envelope
 from contracts.events import (
-    Availability,
     CommandName,
     CommandReply,
     CommandResult,
     DroneCommand,
-    DroneEvent,
     DroneEventKind,
-    DroneState,
     DroneStatus,
-    Event,
     JobAccepted,
     JobCancellationRefused,
     JobCancelled,
@@ -38,11 +33,12 @@ from contracts.events import (
     JobSucceeded,
     Link,
     PackageState,
-    TelemetryReported,
 )
 from contracts.ids import Location
-from drone_agent.flight import FailsafeError, FlightCommandError, FlightController, VehicleState
+from drone_agent.flight import FailsafeError, FlightCommandError, FlightController
 from drone_agent.jobs import Readiness, can_abandon, failure_reason, phases_from, rejection_reason
+from drone_agent.reporting import Reporter, fc_ready
+from drone_agent.settings import AgentSettings
 from drone_agent.store import AgentStore, JobRecord
 from flight_model.clock import Clock
 from flight_model.energy import EnergyModel
@@ -51,19 +47,6 @@ from flight_model.geo import haversine_m
 log = logging.getLogger("murmur.agent")
 
 _ARRIVED_M = 5.0
-_STATE_MOVE_M = 100.0
-
-
-@dataclass(frozen=True)
-class AgentSettings:
-    """One drone's identity and limits."""
-
-    drone_id: str
-    max_payload_kg: float = 2.5
-    telemetry_hz: float = 1.0
-    cruise_altitude_m: float = 40.0
-    dwell_s: float = 15.0
-    battery_low_pct: float = 20.0
 
 
 def drone_presence(drone_id: str) -> Presence:
@@ -91,8 +74,7 @@ class DroneAgent:
         self.store = AgentStore(bus.db)
         self._flight: asyncio.Task[None] | None = None
         self._commands: set[asyncio.Task[None]] = set()
-        self._telemetry_seq = 0
-        self._last_state: DroneState | None = None
+        self._reporter = Reporter(settings, bus, fc, self.store, clock)
         me = settings.drone_id
         bus.route(JobOffered, self._on_offer, drone_id=me)
         bus.route(JobCancelled, self._on_cancel, drone_id=me)
@@ -107,7 +89,7 @@ class DroneAgent:
                 # Nothing is reported, and no job flown, before the flight controller said
                 # where the vehicle is; offers meanwhile find it not ready (no link).
                 await self.fc.ready.wait()
-                tasks.create_task(self._report_loop(), name=f"{self.settings.drone_id}.report")
+                tasks.create_task(self._reporter.run(), name=f"{self.settings.drone_id}.report")
                 job = self.store.active_job()
                 if job is not None:
                     log.info(
@@ -134,7 +116,7 @@ class DroneAgent:
         state = self.fc.state()
         readiness = Readiness(
             busy=self.store.active_job() is not None or not state.landed,
-            fc_ready=_fc_ready(state),
+            fc_ready=fc_ready(state),
             max_payload_kg=self.settings.max_payload_kg,
             energy_ok=self.energy.feasible(
                 energy_wh=state.energy_wh,
@@ -152,7 +134,7 @@ class DroneAgent:
             return
         self.store.start(offer, offer_event_id=event.id)
         out.emit(JobAccepted(**ids), sequence=0)
-        self._emit_state(out)
+        self._reporter.emit_state(out)
         asyncio.get_running_loop().call_soon(self._start_flight)
 
     def _on_cancel(self, event: Envelope[Any], out: Outbox) -> None:
@@ -235,7 +217,7 @@ class DroneAgent:
                     causationid=job.offer_event_id,
                     sequence=seq,
                 )
-            self._emit_state(out)
+            self._reporter.emit_state(out)
         refreshed = self.store.job(job.job_id)
         assert refreshed is not None  # noqa: S101 - we just wrote it
         return refreshed
@@ -290,7 +272,7 @@ class DroneAgent:
                 job.job_id, package=package, outcome="succeeded" if released else None
             )
             state = self.fc.state()
-            self._emit_event(out, kind, job=job, state=state)
+            self._reporter.emit_event(out, kind, job=job, state=state)
             if released:
                 out.emit(
                     JobSucceeded(**_ids(job), location=state.position),
@@ -317,7 +299,7 @@ class DroneAgent:
                     causationid=job.offer_event_id,
                     sequence=seq,
                 )
-                self._emit_state(out)
+                self._reporter.emit_state(out)
         with suppress(FailsafeError, TimeoutError):
             await self.fc.wait_until(lambda s: s.landed, timeout_s=self._budget(20_000))
         self._close(job)
@@ -325,7 +307,7 @@ class DroneAgent:
     def _close(self, job: JobRecord) -> None:
         with self.bus.transaction() as out:
             self.store.update(job.job_id, closed=True)
-            self._emit_state(out)
+            self._reporter.emit_state(out)
 
     # --- operator commands -----------------------------------------------------------------
 
@@ -363,93 +345,6 @@ class DroneAgent:
                 causationid=event.id,
             )
 
-    # --- reporting -------------------------------------------------------------------------
-
-    async def _report_loop(self) -> None:
-        """Telemetry at the configured rate; drone events and state on change."""
-        period = 1.0 / self.settings.telemetry_hz
-        previous = self.fc.state()
-        due = self.clock.monotonic()
-        while True:
-            state = self.fc.state()
-            self._telemetry_seq += 1
-            job = self.store.active_job()
-            await self.bus.publish_volatile(
-                self._telemetry(state, job), sequence=self._telemetry_seq
-            )
-            kinds = _transitions(previous, state, low_pct=self.settings.battery_low_pct)
-            if kinds or self._state_event(state, job) != self._last_state:
-                with self.bus.transaction() as out:
-                    for kind in kinds:
-                        self._emit_event(out, kind, job=job, state=state)
-                    self._emit_state(out)
-            previous = state
-            # A fixed rate, not a fixed pause: the time a report takes must not stretch the
-            # period (1,000 drones in one process reported at 0.94 Hz instead of 1 Hz). A loop
-            # that fell behind starts afresh rather than catching up in a burst.
-            due = max(due + period, self.clock.monotonic())
-            await self.clock.sleep(due - self.clock.monotonic())
-
-    def _telemetry(self, state: VehicleState, job: JobRecord | None) -> TelemetryReported:
-        return TelemetryReported(
-            drone_id=self.settings.drone_id,
-            session=self.bus.session,
-            position=state.position,
-            ground_speed_mps=max(0.0, state.ground_speed_mps),
-            climb_rate_mps=state.climb_rate_mps,
-            heading_deg=state.heading_deg % 360.0,
-            battery_pct=min(100.0, max(0.0, state.battery_pct)),
-            phase=state.phase,
-            job_id=job.job_id if job else None,
-            eta_s=state.eta_s,
-        )
-
-    def _state_event(self, state: VehicleState, job: JobRecord | None) -> DroneState:
-        if job is not None or not state.landed:
-            availability = Availability.BUSY
-        elif not _fc_ready(state) or state.battery_pct < self.settings.battery_low_pct:
-            availability = Availability.UNAVAILABLE
-        else:
-            availability = Availability.IDLE
-        last = self._last_state
-        battery_pct = float(round(min(100.0, max(0.0, state.battery_pct))))
-        energy_wh = max(0.0, round(state.energy_wh, 1))
-        position = state.position
-        if last is not None:
-            # In the air, battery and position are telemetry's: a scheduler reads the retained
-            # state only of drones on the ground, and a flight would otherwise send dozens.
-            if not state.landed or last.battery_pct == battery_pct:
-                battery_pct, energy_wh = last.battery_pct, last.energy_wh
-            if not state.landed or haversine_m(last.position, position) < _STATE_MOVE_M:
-                position = last.position
-        return DroneState(
-            drone_id=self.settings.drone_id,
-            availability=availability,
-            battery_pct=battery_pct,
-            energy_wh=energy_wh,
-            position=position,
-            home=state.home,
-            max_payload_kg=self.settings.max_payload_kg,
-            job_id=job.job_id if job else None,
-        )
-
-    def _emit_state(self, out: Outbox) -> None:
-        event = self._state_event(self.fc.state(), self.store.active_job())
-        if event != self._last_state:
-            out.emit(event)
-            self._last_state = event
-
-    def _emit_event(
-        self, out: Outbox, kind: DroneEventKind, *, job: JobRecord | None, state: VehicleState
-    ) -> None:
-        data: Event = DroneEvent(
-            drone_id=self.settings.drone_id,
-            kind=kind,
-            job_id=job.job_id if job else None,
-            position=state.position,
-        )
-        out.emit(data, correlationid=job.offer.delivery_id if job else None)
-
 
 def _ids(job: JobRecord) -> dict[str, str]:
     return {
@@ -459,29 +354,4 @@ def _ids(job: JobRecord) -> dict[str, str]:
     }
 
 
-def _fc_ready(state: VehicleState) -> bool:
-    return state.gps_ok and state.failsafe is None and state.link_ok
-
-
-def _transitions(
-    before: VehicleState, after: VehicleState, *, low_pct: float
-) -> list[DroneEventKind]:
-    """Drone events implied by two consecutive states."""
-    kinds = []
-    if before.landed and not after.landed:
-        kinds.append(DroneEventKind.TAKEOFF)
-    if not before.landed and after.landed:
-        kinds.append(DroneEventKind.LANDED)
-    if before.battery_pct >= low_pct > after.battery_pct:
-        kinds.append(DroneEventKind.BATTERY_LOW)
-    if after.failsafe and after.failsafe != before.failsafe:
-        with suppress(ValueError):
-            kinds.append(DroneEventKind(failure_reason(after.failsafe)))
-    if before.link_ok and not after.link_ok:
-        kinds.append(DroneEventKind.FC_LINK_LOST)
-    if not before.link_ok and after.link_ok:
-        kinds.append(DroneEventKind.FC_LINK_RESTORED)
-    return kinds
-
-
-__all__ = ["AgentSettings", "DroneAgent", "Link", "drone_presence"]
+__all__ = ["DroneAgent", "Link", "drone_presence"]

@@ -18,7 +18,8 @@ from bus.url import BrokerUrl, BrokerUrlError
 from contracts.ids import Location, parse_location
 from contracts.producers import drone_source
 from drone_agent.flight import FlightController
-from drone_agent.service import AgentSettings, DroneAgent, drone_presence
+from drone_agent.service import DroneAgent, drone_presence
+from drone_agent.settings import AgentSettings
 from flight_model.clock import Clock, ScaledClock
 from flight_model.energy import EnergyModel
 

@@ -21,7 +21,8 @@ from bus.transport import Outgoing
 from cloud.services import CloudSettings, Service, build_service
 from contracts import Envelope, Event
 from contracts.ids import Location
-from drone_agent.service import AgentSettings, DroneAgent, drone_presence
+from drone_agent.service import DroneAgent, drone_presence
+from drone_agent.settings import AgentSettings
 from drone_agent.sim_adapter import SimFlightController, TickRouter
 from firmware_sim.failures import Failure, FailurePlan
 from firmware_sim.vehicle import SimVehicle
