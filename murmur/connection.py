@@ -11,6 +11,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from bus.url import BrokerUrl, BrokerUrlError
+from contracts import DEFAULT_ROOT
+
+
+def add_broker_options(command: argparse.ArgumentParser) -> None:
+    """`--broker` (required), the credentials and TLS files that complete it, and `--root`."""
+    command.add_argument("--broker", required=True, help="mqtt[s]://[user[:password]@]host[:port]")
+    add_connection_options(command)
+    command.add_argument("--root", default=DEFAULT_ROOT, help="topic root (default %(default)s)")
 
 
 def add_connection_options(command: argparse.ArgumentParser) -> None:

@@ -2,11 +2,10 @@
 
 import argparse
 
-from contracts import DEFAULT_ROOT
 from murmur import checks
 from murmur.commands import Subcommands
 from murmur.config import add_config_option
-from murmur.connection import add_connection_options, broker_url
+from murmur.connection import add_broker_options, broker_url
 from murmur.running import problems_reported, run_against_broker
 
 
@@ -14,10 +13,8 @@ def add_parser(commands: Subcommands) -> None:
     """Add `murmur cancel`."""
     cancel = commands.add_parser("cancel", help="ask to cancel a delivery")
     cancel.add_argument("delivery_id", metavar="DELIVERY_ID")
-    cancel.add_argument("--broker", required=True, help="mqtt://user:password@host:port")
+    add_broker_options(cancel)
     cancel.add_argument("--reason")
-    cancel.add_argument("--root", default=DEFAULT_ROOT, help="topic root (default %(default)s)")
-    add_connection_options(cancel)
     add_config_option(cancel, example="client.toml")
     cancel.set_defaults(run=run)
 

@@ -2,20 +2,17 @@
 
 import argparse
 
-from contracts import DEFAULT_ROOT
 from murmur.commands import Subcommands
 from murmur.config import add_config_option
-from murmur.connection import add_connection_options, broker_url
+from murmur.connection import add_broker_options, broker_url
 from murmur.running import INTERRUPTED, problems_reported, run_against_broker
 
 
 def add_parser(commands: Subcommands) -> None:
     """Add `murmur monitor`."""
     monitor = commands.add_parser("monitor", help="watch drones and deliveries on any broker")
-    monitor.add_argument("--broker", required=True, help="mqtt://user:password@host:port")
+    add_broker_options(monitor)
     monitor.add_argument("--once", action="store_true", help="print one frame and exit")
-    monitor.add_argument("--root", default=DEFAULT_ROOT, help="topic root (default %(default)s)")
-    add_connection_options(monitor)
     add_config_option(monitor, example="monitor.toml")
     monitor.set_defaults(run=run)
 

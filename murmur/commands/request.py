@@ -5,10 +5,9 @@ import asyncio
 import json
 from typing import TYPE_CHECKING
 
-from contracts import DEFAULT_ROOT
 from murmur.commands import Subcommands
 from murmur.config import add_config_option
-from murmur.connection import add_connection_options, broker_url
+from murmur.connection import add_broker_options, broker_url
 from murmur.running import problems_reported, run_against_broker
 
 if TYPE_CHECKING:
@@ -30,7 +29,7 @@ _FLAGS = {
 def add_parser(commands: Subcommands) -> None:
     """Add `murmur request`."""
     request = commands.add_parser("request", help="request a delivery (and follow it)")
-    request.add_argument("--broker", required=True, help="mqtt://user:password@host:port")
+    add_broker_options(request)
     request.add_argument("--pickup", required=True, help="LAT,LON")
     request.add_argument("--dropoff", required=True, help="LAT,LON")
     request.add_argument("--weight", type=float, required=True, help="package weight in kg")
@@ -42,8 +41,6 @@ def add_parser(commands: Subcommands) -> None:
     request.add_argument("--follow", action="store_true", help="print each status change")
     request.add_argument("--json", action="store_true", help="one JSON object per line")
     request.add_argument("--timeout", type=float, help="give up following after S seconds")
-    request.add_argument("--root", default=DEFAULT_ROOT, help="topic root (default %(default)s)")
-    add_connection_options(request)
     add_config_option(request, example="client.toml")
     request.set_defaults(run=run)
 

@@ -5,11 +5,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from contracts import DEFAULT_ROOT
 from murmur.checks import MAX_PORT, positive
 from murmur.commands import Subcommands
 from murmur.config import add_config_option, missing, report
-from murmur.connection import add_connection_options, broker_url
+from murmur.connection import add_broker_options, broker_url
 from murmur.fleet_options import add_sim_epoch
 from murmur.running import FAILED, problems_reported, run_until_signalled
 
@@ -21,12 +20,10 @@ def add_parser(commands: Subcommands) -> None:
     """Add `murmur service`."""
     service = commands.add_parser("service", help="run one cloud service")
     service.add_argument("service", choices=["package", "scheduler", "delivery", "ingestion"])
-    service.add_argument("--broker", required=True, help="mqtt[s]://[user[:password]@]host[:port]")
-    add_connection_options(service)
+    add_broker_options(service)
     service.add_argument(
         "--db", type=Path, help="the service's SQLite file (package, scheduler, delivery)"
     )
-    service.add_argument("--root", default=DEFAULT_ROOT, help="topic root (default %(default)s)")
     service.add_argument(
         "--speedup", type=float, default=1.0, help="clock factor, to match a simulated fleet"
     )

@@ -7,11 +7,10 @@ import sys
 import uuid
 from typing import TYPE_CHECKING
 
-from contracts import DEFAULT_ROOT
 from murmur import checks
 from murmur.commands import Subcommands
 from murmur.config import add_config_option
-from murmur.connection import add_connection_options, broker_url
+from murmur.connection import add_broker_options, broker_url
 from murmur.running import FAILED, problems_reported, run_against_broker
 
 if TYPE_CHECKING:
@@ -23,11 +22,9 @@ def add_parser(commands: Subcommands) -> None:
     """Add `murmur trace`."""
     trace = commands.add_parser("trace", help="print one delivery's events as a causal tree")
     trace.add_argument("delivery_id", metavar="DELIVERY_ID")
-    trace.add_argument("--broker", required=True, help="mqtt://user:password@host:port")
+    add_broker_options(trace)
     trace.add_argument("--timeout", type=float, default=10.0, help="wait this long for an answer")
     trace.add_argument("--json", action="store_true", help="the entries as one JSON array")
-    trace.add_argument("--root", default=DEFAULT_ROOT, help="topic root (default %(default)s)")
-    add_connection_options(trace)
     add_config_option(trace, example="client.toml")
     trace.set_defaults(run=run)
 
