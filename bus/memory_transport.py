@@ -98,14 +98,16 @@ class MemoryBroker:
             self._sessions[session.client_id] = state
         state.session = session
         state.connection = connection
-        # Owed first, then what was queued while away, in their order (MQTT 4.4).
+        return state
+
+    def _resume(self, state: _SessionState, connection: "_MemoryConnection") -> None:
+        """Deliver what a session is owed, then what was queued while away (MQTT 4.4)."""
         unacked, state.unacked = state.unacked, []
         for delivery in unacked:
             connection.deliver(delivery.topic, delivery.payload, delivery.qos)
         while state.queued:
             message = state.queued.popleft()
             connection.deliver(message.topic, message.payload, message.qos)
-        return state
 
     def _close(self, state: _SessionState, connection: "_MemoryConnection", *, lost: bool) -> None:
         if state.connection is not connection:
@@ -126,6 +128,7 @@ class _MemoryConnection:
         self._arrived = asyncio.Event()
         self._lost: TransportError | None = None
         self._state = broker._open(session, self)  # noqa: SLF001 - the broker's own helper
+        broker._resume(self._state, self)  # noqa: SLF001 - once `_state` is set: `deliver` reads it
 
     def deliver(self, topic: str, payload: bytes, qos: int, *, retained: bool = False) -> None:
         delivery = _Delivery(topic, payload, min(qos, 1), retained, time.monotonic(), self)
