@@ -104,7 +104,9 @@ class MemoryBroker:
         """Deliver what a session is owed, then what was queued while away (MQTT 4.4)."""
         unacked, state.unacked = state.unacked, []
         for delivery in unacked:
-            connection.deliver(delivery.topic, delivery.payload, delivery.qos)
+            connection.deliver(
+                delivery.topic, delivery.payload, delivery.qos, retained=delivery.retained
+            )
         while state.queued:
             message = state.queued.popleft()
             connection.deliver(message.topic, message.payload, message.qos)

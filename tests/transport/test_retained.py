@@ -52,3 +52,24 @@ async def test_an_empty_retained_payload_clears_the_retained_message(target: Tar
 
             arrived = await receive_until_marker(latecomer, publisher, "drones/end/status")
     assert arrived == []
+
+
+async def test_a_retained_message_delivered_again_is_still_flagged_retained(
+    target: Target,
+) -> None:
+    """Test that a replayed message not acked comes back, on reconnecting, as it first came.
+
+    (amqtt loses it, #401, but replays every retained message on connecting anyway.)
+    """
+    transport = target.transport()
+    scheduler = Session("scheduler", persistent=True)
+    async with transport.connect(Session("publisher")) as publisher:
+        await publisher.publish(Outgoing("drones/d-1/status", b"online", retain=True))
+        async with transport.connect(scheduler) as connection:
+            await connection.subscribe(["drones/+/status"])
+            await receive(connection)
+        await target.until_gone(scheduler.client_id)
+
+        async with transport.connect(scheduler) as connection:
+            [again] = await receive(connection)
+    assert (again.topic, again.payload, again.retained) == ("drones/d-1/status", b"online", True)
