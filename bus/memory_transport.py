@@ -160,10 +160,10 @@ class _MemoryConnection:
 
     async def subscribe(self, filters: Sequence[str]) -> None:
         self._check()
-        new = [f for f in filters if f not in self._state.filters]
-        self._state.filters.extend(new)
+        self._state.filters.extend(f for f in filters if f not in self._state.filters)
+        # Every filter of the request, new or not: subscribing again replays (MQTT-3.8.4-3).
         for topic, message in list(self._broker.retained.items()):
-            if any(filter_matches(f, topic) for f in new):
+            if any(filter_matches(f, topic) for f in filters):
                 self.deliver(topic, message.payload, message.qos, retained=True)
         await asyncio.sleep(0)
 

@@ -54,6 +54,29 @@ async def test_an_empty_retained_payload_clears_the_retained_message(target: Tar
     assert arrived == []
 
 
+async def test_subscribing_again_replays_the_retained_messages(target: Target) -> None:
+    """Test that a session resuming and subscribing to the same filter gets them once more."""
+    transport = target.transport()
+    scheduler = Session("scheduler", persistent=True)
+    async with transport.connect(Session("publisher")) as publisher:
+        await publisher.publish(Outgoing("drones/d-1/status", b"online", retain=True))
+        async with transport.connect(scheduler) as connection:
+            await connection.subscribe(["drones/+/status"])
+            [first] = await receive(connection)
+            await first.ack()
+        await target.until_gone(scheduler.client_id)
+
+        async with transport.connect(scheduler) as connection:
+            await connection.subscribe(["drones/+/status"])  # as the bus does on every connection
+
+            [replayed] = await receive(connection)  # amqtt sends it twice: at connect, on subscribe
+    assert (replayed.topic, replayed.payload, replayed.retained) == (
+        "drones/d-1/status",
+        b"online",
+        True,
+    )
+
+
 async def test_a_retained_message_delivered_again_is_still_flagged_retained(
     target: Target,
 ) -> None:
