@@ -92,7 +92,11 @@ class MemoryBroker:
     def _open(self, session: Session, connection: "_MemoryConnection") -> _SessionState:
         state = self._sessions.get(session.client_id)
         if state is not None and state.connection is not None:
-            state.connection.lose(TransportError(f"{session.client_id}: session taken over"))
+            # As Mosquitto: the will goes out unless the session carries on (both persistent).
+            carried_on = session.persistent and state.session.persistent
+            state.connection.lose(
+                TransportError(f"{session.client_id}: session taken over"), will=not carried_on
+            )
         if state is None or not session.persistent or not state.session.persistent:
             state = _SessionState(session)
             self._sessions[session.client_id] = state
@@ -111,13 +115,13 @@ class MemoryBroker:
             message = state.queued.popleft()
             connection.deliver(message.topic, message.payload, message.qos)
 
-    def _close(self, state: _SessionState, connection: "_MemoryConnection", *, lost: bool) -> None:
+    def _close(self, state: _SessionState, connection: "_MemoryConnection", *, will: bool) -> None:
         if state.connection is not connection:
             return  # taken over: the session is another connection's now
         state.connection = None
         if not state.session.persistent:
             del self._sessions[state.session.client_id]
-        if lost and state.session.will is not None:
+        if will and state.session.will is not None:
             self.publish(state.session.will)
 
 
@@ -143,16 +147,16 @@ class _MemoryConnection:
         if self._lost is None and delivery in self._state.unacked:
             self._state.unacked.remove(delivery)
 
-    def lose(self, error: TransportError) -> None:
+    def lose(self, error: TransportError, *, will: bool = True) -> None:
         if self._lost is None:
             self._lost = error
             self._arrived.set()
-            self._broker._close(self._state, self, lost=True)  # noqa: SLF001
+            self._broker._close(self._state, self, will=will)  # noqa: SLF001
 
     def close(self) -> None:
         if self._lost is None:
             self._lost = TransportError("connection closed")
-            self._broker._close(self._state, self, lost=False)  # noqa: SLF001
+            self._broker._close(self._state, self, will=False)  # noqa: SLF001
 
     def _check(self) -> None:
         if self._lost is not None:

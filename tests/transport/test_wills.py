@@ -1,8 +1,11 @@
 """Last wills: published when a connection dies, not when it is closed."""
 
+import pytest
+
 from bus.transport import Outgoing, Session
+from tests.transport.amqtt_gaps import AMQTT_KEEPS_A_CLEAN_TWIN, AMQTT_TAKEOVER_SHARES_SESSION
 from tests.transport.clients import receive, receive_until_marker, until_lost
-from tests.transport.targets import Target
+from tests.transport.targets import Target, targets
 
 STATUS = "drones/d-1/status"
 
@@ -75,3 +78,30 @@ async def test_a_clean_close_publishes_no_will(target: Target) -> None:
         async with transport.connect(Session(drone.client_id, persistent=True)):
             # The broker is done with the closed connection now: any will of its came before.
             assert await receive_until_marker(monitor, monitor, "drones/end/status") == []
+
+
+@pytest.mark.parametrize("target", targets(amqtt=[AMQTT_TAKEOVER_SHARES_SESSION]), indirect=True)
+async def test_a_persistent_session_taken_over_publishes_no_will(target: Target) -> None:
+    """Test that a will stays unpublished when a newer connection carries its session on."""
+    drone = a_drone()
+    transport = target.transport()
+    async with transport.connect(Session("monitor")) as monitor:
+        await monitor.subscribe(["drones/+/status"])
+        async with transport.connect(drone) as first, transport.connect(drone):
+            await until_lost(first)
+
+            assert await receive_until_marker(monitor, monitor, "drones/end/status") == []
+
+
+@pytest.mark.parametrize("target", targets(amqtt=[AMQTT_KEEPS_A_CLEAN_TWIN]), indirect=True)
+async def test_a_clean_session_taken_over_publishes_its_will(target: Target) -> None:
+    """Test that a will is published when a newer connection ends the older one's session."""
+    drone = a_drone(persistent=False)
+    transport = target.transport()
+    async with transport.connect(Session("monitor")) as monitor:
+        await monitor.subscribe(["drones/+/status"])
+        async with transport.connect(drone) as first, transport.connect(drone):
+            await until_lost(first)
+
+            [will] = await receive(monitor)
+    assert (will.topic, will.payload) == (STATUS, b"offline")
