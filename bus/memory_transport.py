@@ -3,12 +3,18 @@
 Not a fake of any library: a small MQTT broker with the semantics the bus relies on, so service
 tests drive real handlers through a real bus in milliseconds (FastStream's `TestBroker` is the
 model). It matches `+` and `#` filters, keeps retained messages (an empty payload clears one)
-and replays them on subscribing, queues QoS 1 messages for a persistent session while it is
-away, redelivers what a persistent session did not acknowledge when it connects again, takes a
-session over from an older connection with the same client id, and publishes a connection's
-will when it is cut (`MemoryBroker.cut`) rather than closed. QoS 0 messages are not queued for
-an absent session, as Mosquitto does by default. There is no socket, so no flow control: a
-message is in the receiver's queue the moment it is published.
+and replays them on subscribing (again too), queues QoS 1 messages for a persistent session
+while it is away, redelivers what a persistent session did not acknowledge when it connects
+again, takes a session over from an older connection with the same client id, and publishes a
+connection's will when it is cut (`MemoryBroker.cut`) rather than closed. Where MQTT leaves a
+choice, Mosquitto is the reference (`tests/transport/` runs the same suite on both): QoS 0
+messages are not queued for an absent session, and a takeover publishes the older connection's
+will unless the persistent session carries on.
+
+Deliberate differences from Mosquitto: there is no socket, so no flow control (a message is in
+the receiver's queue the moment it is published); a `$share/<group>/` filter matches as its
+plain filter, so every member gets every message, where Mosquitto gives each to one member
+(tests of shared work run on Mosquitto); topics are not validated.
 """
 
 import asyncio
