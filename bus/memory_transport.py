@@ -3,12 +3,18 @@
 Not a fake of any library: a small MQTT broker with the semantics the bus relies on, so service
 tests drive real handlers through a real bus in milliseconds (FastStream's `TestBroker` is the
 model). It matches `+` and `#` filters, keeps retained messages (an empty payload clears one)
-and replays them on subscribing, queues QoS 1 messages for a persistent session while it is
-away, redelivers what a persistent session did not acknowledge when it connects again, takes a
-session over from an older connection with the same client id, and publishes a connection's
-will when it is cut (`MemoryBroker.cut`) rather than closed. QoS 0 messages are not queued for
-an absent session, as Mosquitto does by default. There is no socket, so no flow control: a
-message is in the receiver's queue the moment it is published.
+and replays them on subscribing (again too), queues QoS 1 messages for a persistent session
+while it is away, redelivers what a persistent session did not acknowledge when it connects
+again, takes a session over from an older connection with the same client id, and publishes a
+connection's will when it is cut (`MemoryBroker.cut`) rather than closed. Where MQTT leaves a
+choice, Mosquitto is the reference (`tests/transport/` runs the same suite on both): QoS 0
+messages are not queued for an absent session, and a takeover publishes the older connection's
+will unless the persistent session carries on.
+
+Deliberate differences from Mosquitto: there is no socket, so no flow control (a message is in
+the receiver's queue the moment it is published); a `$share/<group>/` filter matches as its
+plain filter, so every member gets every message, where Mosquitto gives each to one member
+(tests of shared work run on Mosquitto); topics are not validated.
 """
 
 import asyncio
@@ -92,7 +98,11 @@ class MemoryBroker:
     def _open(self, session: Session, connection: "_MemoryConnection") -> _SessionState:
         state = self._sessions.get(session.client_id)
         if state is not None and state.connection is not None:
-            state.connection.lose(TransportError(f"{session.client_id}: session taken over"))
+            # As Mosquitto: the will goes out unless the session carries on (both persistent).
+            carried_on = session.persistent and state.session.persistent
+            state.connection.lose(
+                TransportError(f"{session.client_id}: session taken over"), will=not carried_on
+            )
         if state is None or not session.persistent or not state.session.persistent:
             state = _SessionState(session)
             self._sessions[session.client_id] = state
@@ -100,24 +110,24 @@ class MemoryBroker:
         state.connection = connection
         return state
 
-    def _owed(self, state: _SessionState) -> list[tuple[str, bytes, int, bool]]:
-        """What a session's new connection must be sent first: (topic, payload, qos, retained).
+    def _resume(self, state: _SessionState, connection: "_MemoryConnection") -> None:
+        """Deliver what a session is owed, then what was queued while away (MQTT 4.4)."""
+        unacked, state.unacked = state.unacked, []
+        for delivery in unacked:
+            connection.deliver(
+                delivery.topic, delivery.payload, delivery.qos, retained=delivery.retained
+            )
+        while state.queued:
+            message = state.queued.popleft()
+            connection.deliver(message.topic, message.payload, message.qos)
 
-        What it did not acknowledge, then what was queued while it was away, in their order
-        (MQTT 4.4); a redelivery is the same message again, retain flag included.
-        """
-        owed = [(d.topic, d.payload, d.qos, d.retained) for d in state.unacked]
-        owed += [(m.topic, m.payload, m.qos, False) for m in state.queued]
-        state.unacked, state.queued = [], deque()
-        return owed
-
-    def _close(self, state: _SessionState, connection: "_MemoryConnection", *, lost: bool) -> None:
+    def _close(self, state: _SessionState, connection: "_MemoryConnection", *, will: bool) -> None:
         if state.connection is not connection:
             return  # taken over: the session is another connection's now
         state.connection = None
         if not state.session.persistent:
             del self._sessions[state.session.client_id]
-        if lost and state.session.will is not None:
+        if will and state.session.will is not None:
             self.publish(state.session.will)
 
 
@@ -130,9 +140,7 @@ class _MemoryConnection:
         self._arrived = asyncio.Event()
         self._lost: TransportError | None = None
         self._state = broker._open(session, self)  # noqa: SLF001 - the broker's own helper
-        # Only once it has its session can it take what the session is owed.
-        for topic, payload, qos, retained in broker._owed(self._state):  # noqa: SLF001
-            self.deliver(topic, payload, qos, retained=retained)
+        broker._resume(self._state, self)  # noqa: SLF001 - once `_state` is set: `deliver` reads it
 
     def deliver(self, topic: str, payload: bytes, qos: int, *, retained: bool = False) -> None:
         delivery = _Delivery(topic, payload, min(qos, 1), retained, time.monotonic(), self)
@@ -145,16 +153,16 @@ class _MemoryConnection:
         if self._lost is None and delivery in self._state.unacked:
             self._state.unacked.remove(delivery)
 
-    def lose(self, error: TransportError) -> None:
+    def lose(self, error: TransportError, *, will: bool = True) -> None:
         if self._lost is None:
             self._lost = error
             self._arrived.set()
-            self._broker._close(self._state, self, lost=True)  # noqa: SLF001
+            self._broker._close(self._state, self, will=will)  # noqa: SLF001
 
     def close(self) -> None:
         if self._lost is None:
             self._lost = TransportError("connection closed")
-            self._broker._close(self._state, self, lost=False)  # noqa: SLF001
+            self._broker._close(self._state, self, will=False)  # noqa: SLF001
 
     def _check(self) -> None:
         if self._lost is not None:
@@ -162,10 +170,10 @@ class _MemoryConnection:
 
     async def subscribe(self, filters: Sequence[str]) -> None:
         self._check()
-        new = [f for f in filters if f not in self._state.filters]
-        self._state.filters.extend(new)
+        self._state.filters.extend(f for f in filters if f not in self._state.filters)
+        # Every filter of the request, new or not: subscribing again replays (MQTT-3.8.4-3).
         for topic, message in list(self._broker.retained.items()):
-            if any(filter_matches(f, topic) for f in new):
+            if any(filter_matches(f, topic) for f in filters):
                 self.deliver(topic, message.payload, message.qos, retained=True)
         await asyncio.sleep(0)
 
