@@ -32,7 +32,7 @@ class SimFlightController:
         self.vehicle = vehicle
         self._clock = clock
         self._snapshot = snapshot
-        self._state = _normalise(vehicle)
+        self._state: VehicleState | None = _normalise(vehicle)
         self._waiters: list[_Waiter] = []
         self.ready = asyncio.Event()
         self.ready.set()  # the vehicle is right here
@@ -51,7 +51,17 @@ class SimFlightController:
     def tick(self, _: list[SimEvent]) -> None:
         """Take the vehicle's new state; wake whoever waits for it."""
         self.vehicle.companion_heartbeat(self._clock.monotonic())
-        self._state = state = _normalise(self.vehicle)
+        # The report is built only when someone reads it: this runs after every step of every
+        # vehicle, and most steps of an idle or cruising drone are never looked at.
+        self._state = None
+        if self._waiters:
+            self._wake(self.state())
+        if self._snapshot is not None:
+            tmp = self._snapshot.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.vehicle.to_dict()))
+            tmp.replace(self._snapshot)
+
+    def _wake(self, state: VehicleState) -> None:
         now = self._clock.monotonic()
         for waiter in list(self._waiters):
             if waiter.future.done():
@@ -62,10 +72,6 @@ class SimFlightController:
                 waiter.future.set_result(state)
             elif waiter.deadline is not None and now > waiter.deadline:
                 waiter.future.set_exception(TimeoutError())
-        if self._snapshot is not None:
-            tmp = self._snapshot.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.vehicle.to_dict()))
-            tmp.replace(self._snapshot)
 
     async def run(self) -> None:
         """Nothing to keep up: the simulator ticks the vehicle. Returns when cancelled."""
@@ -73,18 +79,21 @@ class SimFlightController:
 
     def state(self) -> VehicleState:
         """The state as of the last tick."""
+        if self._state is None:
+            self._state = _normalise(self.vehicle)
         return self._state
 
     async def wait_until(
         self, predicate: Callable[[VehicleState], bool], *, timeout_s: float | None = None
     ) -> VehicleState:
         """Wait for a tick whose state satisfies `predicate`."""
-        if predicate(self._state):
-            return self._state
+        state = self.state()
+        if predicate(state):
+            return state
         waiter = _Waiter(
             predicate,
             asyncio.get_running_loop().create_future(),
-            self._state.failsafe,
+            state.failsafe,
             None if timeout_s is None else self._clock.monotonic() + timeout_s,
         )
         self._waiters.append(waiter)

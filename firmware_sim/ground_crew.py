@@ -7,12 +7,12 @@ Simulated vehicles stay armed after touching down (no auto-disarm), so the crew 
 wait for a disarm as it would next to a PX4 that disarmed itself.
 """
 
+import math
 from dataclasses import dataclass, field
 
 from firmware_sim.state import SimEvent
 from firmware_sim.vehicle import SimVehicle
 from flight_model.clock import Clock
-from flight_model.geo import haversine_m
 
 
 @dataclass
@@ -27,9 +27,11 @@ class GroundCrew:
 
     def __call__(self, vehicle: SimVehicle, _: list[SimEvent]) -> None:
         """Start, continue or finish a swap for `vehicle` after its step."""
-        state = vehicle.state()
-        on_pad = state.landed and haversine_m(state.position, state.home) <= self.pad_radius_m
-        if not on_pad or state.battery_pct >= self.swap_below_pct:
+        # Read off the flight itself, not `vehicle.state()`: this runs after every step of
+        # every vehicle, and a whole report per step was a third of the simulator's time.
+        motion = vehicle.flight.motion  # metres from home, which is the frame's origin
+        on_pad = motion.on_ground and math.hypot(motion.east, motion.north) <= self.pad_radius_m
+        if not on_pad or vehicle.battery.percent >= self.swap_below_pct:
             self._since.pop(vehicle.vehicle_id, None)
             return
         started = self._since.setdefault(vehicle.vehicle_id, self.clock.monotonic())
