@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from benchmarks.instrument import instrument, publish_raw
+from benchmarks.processes import Child, commands, say, url_arg, workers
 from benchmarks.stats import percentile
 from bus.bus import Bus
 from bus.client import Client
@@ -76,7 +77,7 @@ SOURCE = "/clients/bench"
 P99_LIMIT_S = 0.100
 CONNECT_TIMEOUT_S = 60.0
 HOME = DEFAULT_HOME
-_REPO = Path(__file__).resolve().parent.parent
+_WORKER = ("-m", "benchmarks.choreography")  # this module's `main`: a service or a fleet shard
 
 
 @dataclass(frozen=True)
@@ -219,33 +220,22 @@ class InProcessServices(Services):
 class SubprocessServices(Services):
     """One process per service (`python -m benchmarks.choreography --worker NAME`)."""
 
-    processes: dict[str, asyncio.subprocess.Process]
+    children: dict[str, Child]
     cpu_s: dict[str, float] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def stats(self) -> dict[str, BusStats]:
         """Each service's counters now, asked over its stdin."""
         async with self._lock:
-            for process in self.processes.values():
-                assert process.stdin is not None
-                process.stdin.write(b"stats\n")
+            for child in self.children.values():
+                await child.send("stats")
             result = {}
-            for name, process in self.processes.items():
-                line = await _read_json(process)
+            for name, child in self.children.items():
+                line = await child.read_json()
                 known = {f.name for f in dataclasses.fields(BusStats)}
                 result[name] = BusStats(**{k: v for k, v in line["stats"].items() if k in known})
                 self.cpu_s[name] = line["cpu_s"]
             return result
-
-
-async def _read_json(process: asyncio.subprocess.Process) -> dict[str, Any]:
-    assert process.stdout is not None
-    line = await process.stdout.readline()
-    if not line:
-        msg = f"service worker {process.pid} exited"
-        raise RuntimeError(msg)
-    result: dict[str, Any] = json.loads(line)
-    return result
 
 
 @contextlib.asynccontextmanager
@@ -269,68 +259,11 @@ async def _in_process(
 async def _subprocesses(
     url: BrokerUrl, state_dir: Path, speedup: float, anchor: float, run: str
 ) -> AsyncIterator[Services]:
-    processes: dict[str, asyncio.subprocess.Process] = {}
-    try:
-        for name in SERVICE_NAMES:
-            processes[name] = await _spawn(
-                "--worker",
-                name,
-                "--url",
-                _full_url(url),
-                "--state-dir",
-                str(state_dir),
-                "--speedup",
-                str(speedup),
-                "--anchor",
-                repr(anchor),
-                "--run",
-                run,
-            )
-        async with asyncio.timeout(CONNECT_TIMEOUT_S):
-            for process in processes.values():
-                await _read_json(process)  # {"ready": true} once connected
-        yield SubprocessServices(processes)
-    finally:
-        await _stop(processes)
-
-
-async def _spawn(*args: str) -> asyncio.subprocess.Process:
-    """This module as a worker process, talking JSON lines over stdin and stdout."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "benchmarks.choreography",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        cwd=_REPO,
-    )
-
-
-async def _stop(processes: dict[str, asyncio.subprocess.Process]) -> None:
-    """Close each worker's stdin (its signal to stop) and wait for it."""
-    for process in processes.values():
-        if process.stdin is not None:
-            process.stdin.close()
-    for process in processes.values():
-        try:
-            async with asyncio.timeout(10):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-
-async def _stdin() -> asyncio.StreamReader:
-    reader = asyncio.StreamReader()
-    loop = asyncio.get_running_loop()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    return reader
-
-
-def _full_url(url: BrokerUrl) -> str:
-    user = f"{url.username}:{url.password or ''}@" if url.username else ""
-    return f"mqtt://{user}{url.host}:{url.port}"
+    common = ["--url", url_arg(url), "--state-dir", str(state_dir), "--speedup", str(speedup)]
+    common += ["--anchor", repr(anchor), "--run", run]
+    commands_of = {name: [*_WORKER, "--worker", name, *common] for name in SERVICE_NAMES}
+    async with workers(commands_of, state_dir, ready_within_s=CONNECT_TIMEOUT_S) as children:
+        yield SubprocessServices(children)
 
 
 def _build(
@@ -358,14 +291,13 @@ async def _worker(args: argparse.Namespace) -> None:
         speedup=args.speedup,
     )
     task = asyncio.create_task(service.run())
-    reader = await _stdin()
     try:
         await _connected([service.bus])
-        _say({"ready": True})
-        while line := await reader.readline():
-            if line.strip() == b"stats":
+        say({"ready": True})
+        async for line in commands():
+            if line == "stats":
                 stats = dataclasses.asdict(service.bus.stats)
-                _say({"stats": stats, "cpu_s": time.process_time()})
+                say({"stats": stats, "cpu_s": time.process_time()})
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -374,11 +306,6 @@ async def _worker(args: argparse.Namespace) -> None:
 def progress(message: str) -> None:
     """A line on stderr: where a long run is."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _say(message: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
 
 
 async def _connected(buses: Sequence[Bus]) -> None:
@@ -437,19 +364,15 @@ async def _fleet_processes(
     shards: int,
 ) -> AsyncIterator[None]:
     """The fleet split over `shards` processes, like as many `murmur sim`, on one clock."""
-    common = ["--url", _full_url(url), "--state-dir", str(state_dir), "--speedup", str(speedup)]
+    common = ["--url", url_arg(url), "--state-dir", str(state_dir), "--speedup", str(speedup)]
     common += ["--anchor", repr(anchor), "--drones", str(drones), "--spread-km", str(spread_km)]
     common += ["--tick-s", str(tick_s), "--shards", str(shards)]
-    processes = {}
-    try:
-        for i in range(shards):
-            processes[f"fleet-{i}"] = await _spawn("--fleet-shard", str(i), *common)
-        async with asyncio.timeout(CONNECT_TIMEOUT_S):
-            for process in processes.values():
-                await _read_json(process)  # {"ready": true} once every agent is connected
+    commands_of = {
+        f"fleet-{i}": [*_WORKER, "--fleet-shard", str(i), *common] for i in range(shards)
+    }
+    # Each says it is ready once every agent of its shard is connected.
+    async with workers(commands_of, state_dir, ready_within_s=CONNECT_TIMEOUT_S):
         yield
-    finally:
-        await _stop(processes)
 
 
 async def _fleet_worker(args: argparse.Namespace) -> None:
@@ -461,9 +384,8 @@ async def _fleet_worker(args: argparse.Namespace) -> None:
     async with _local_fleet(
         BrokerUrl.parse(args.url), Path(args.state_dir), clock, drones, tick_s=args.tick_s
     ):
-        _say({"ready": True})
-        reader = await _stdin()
-        while await reader.readline():
+        say({"ready": True})
+        async for _ in commands():
             pass
 
 

@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import json
 import math
-import os
 import platform
 import shutil
 import signal
@@ -43,10 +42,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv; amqtt brings psutil
 
+from benchmarks.processes import Child, commands, say, spawn, stop_all, url_arg
 from benchmarks.stats import percentile
 from bus.bus import Bus
 from bus.client import connect
@@ -60,7 +59,6 @@ from contracts import Envelope
 from contracts.events import DroneStatus, Link, ServiceStatus
 from flight_model.clock import ScaledClock
 
-REPO = Path(__file__).resolve().parents[1]
 STEPS = (100, 200, 300, 600, 1000, 1500, 2000, 3000)
 QUICK_STEPS = (50,)
 P99_LIMIT_S = 1.0
@@ -151,17 +149,14 @@ class LagDeliveryService(DeliveryService):
         super()._on_telemetry(event, out)
 
 
-async def _commands(recorder: LagRecorder) -> None:
+async def _obey(recorder: LagRecorder) -> None:
     """Obey the parent on stdin: `window START END`, `report`; return at end of input."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while line := await reader.readline():
-        command, *args = line.decode().split()
+    async for line in commands():
+        command, *args = line.split() or [""]
         if command == "window":
             recorder.open(float(args[0]), float(args[1]))
         elif command == "report":
-            print(json.dumps(recorder.report()), flush=True)
+            say(recorder.report())
 
 
 async def serve_delivery(broker: str, db: Path) -> None:
@@ -184,77 +179,11 @@ async def serve_delivery(broker: str, db: Path) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         async with asyncio.TaskGroup() as tasks:
             serving = tasks.create_task(service.run(), name="delivery")
-            await _commands(recorder)
+            await _obey(recorder)
             serving.cancel()
 
 
 # --- the parent: processes, presence, sampling --------------------------------------------------
-
-
-def url_arg(url: BrokerUrl) -> str:
-    """`url` with its password, for a child's --broker (loopback, benchmark credentials)."""
-    auth = ""
-    if url.username:
-        password = f":{quote(url.password, safe='')}" if url.password else ""
-        auth = f"{quote(url.username, safe='')}{password}@"
-    host = f"[{url.host}]" if ":" in url.host else url.host
-    return f"{'mqtts' if url.tls else 'mqtt'}://{auth}{host}:{url.port}"
-
-
-@dataclass
-class Child:
-    """One subprocess of the benchmark, with its psutil handle and log file."""
-
-    name: str
-    process: asyncio.subprocess.Process
-    ps: psutil.Process
-    log: Path
-
-    def alive(self) -> bool:
-        return self.process.returncode is None
-
-    def log_tail(self, lines: int = 10) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    async def stop(self, grace_s: float, sig: signal.Signals = signal.SIGTERM) -> None:
-        """`sig` (SIGTERM: agents and services say goodbye on the bus), SIGKILL after `grace_s`."""
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(sig)
-        try:
-            async with asyncio.timeout(grace_s):
-                await self.process.wait()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
-            await self.process.wait()
-
-
-def _child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MURMUR_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
-
-
-async def spawn(name: str, args: Sequence[str], workdir: Path, *, piped: bool = False) -> Child:
-    log = workdir / f"{name}.log"
-    with log.open("ab") as stderr:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *args,
-            cwd=REPO,
-            env=_child_env(),
-            stdin=asyncio.subprocess.PIPE if piped else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE if piped else asyncio.subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    return Child(name, process, psutil.Process(process.pid), log)
 
 
 class Presence:
@@ -381,16 +310,11 @@ class _Run:
         return self.services["delivery"]
 
     async def ask_delivery(self, line: str) -> dict[str, Any] | None:
-        process = self.delivery.process
-        assert process.stdin is not None
-        assert process.stdout is not None
-        process.stdin.write(f"{line}\n".encode())
-        await process.stdin.drain()
+        await self.delivery.send(line)
         if line != "report":
             return None
         async with asyncio.timeout(30):
-            answer: dict[str, Any] = json.loads(await process.stdout.readline())
-        return answer
+            return await self.delivery.read_json()
 
     def fleet_args(self, drones: int, state_dir: Path) -> list[str]:
         broker = url_arg(self.url)
@@ -585,8 +509,7 @@ async def measure(url: BrokerUrl, *, quick: bool) -> dict[str, Any]:
             default=None,
         )
     finally:
-        for child in services.values():
-            await child.stop(15)
+        await stop_all(services.values(), 15)
         watching.cancel()
         await asyncio.gather(watching, return_exceptions=True)
         shutil.rmtree(workdir, ignore_errors=True)

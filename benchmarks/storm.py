@@ -34,9 +34,10 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv; amqtt brings psutil
 
-from benchmarks.fleet_scale import Child, broker_process, machine, rss_mib, spawn, url_arg
+from benchmarks.fleet_scale import broker_process, machine, rss_mib
 from benchmarks.harness import MOSQUITTO, Target, started_broker
 from benchmarks.instrument import instrument, publish_raw
+from benchmarks.processes import Child, spawn, stop_all, url_arg
 from bus.client import Client
 from bus.errors import TransportError
 from bus.url import BrokerUrl
@@ -334,8 +335,7 @@ async def storm(
             )
             figures["dead_letters"] = {n: _dead_letters(workdir / f"{n}.db") for n in SERVICES}
         finally:
-            for child in children.values():
-                await child.stop(15)
+            await stop_all(children.values(), 15)
     final = {d: (stage, reason) for d, (_, stage, reason) in watch.latest.items()}
     tell(f"{settings.requests:,} requests: {json.dumps(figures['outcomes'])}")
     return StormResult(figures, final, rejected_ids)
