@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
-import json
 import math
 import os
 import resource
@@ -39,7 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +47,7 @@ from typing import Any, Literal
 from benchmarks.instrument import instrument, publish_raw
 from benchmarks.processes import Child, commands, say, url_arg, workers
 from benchmarks.stats import percentile
+from benchmarks.watch import Watch
 from bus.bus import Bus
 from bus.client import Client
 from bus.errors import TransportError
@@ -390,62 +390,6 @@ async def _fleet_worker(args: argparse.Namespace) -> None:
 
 
 # --- the client's view ---------------------------------------------------------------------
-
-
-@dataclass
-class Watch:
-    """When the benchmark's client saw each delivery assigned and delivered."""
-
-    assigned_at: dict[str, float] = field(default_factory=dict)
-    delivered_at: dict[str, float] = field(default_factory=dict)
-    telemetry_from: set[str] = field(default_factory=set)
-    # The hops between: when the offer and the drone's accept of each delivery were seen.
-    offered_at: dict[str, float] = field(default_factory=dict)
-    accepted_at: dict[str, float] = field(default_factory=dict)
-    trace: dict[str, dict[str, float]] | None = None  # BENCH_DEBUG: job traffic per delivery
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def see(self, topic: str, payload: bytes, now: float) -> None:
-        """Record one message (plain JSON: the instrument should cost little)."""
-        levels = topic.split("/")
-        if levels[-1] == "telemetry":
-            if levels[-2] not in self.telemetry_from:
-                self.telemetry_from.add(levels[-2])
-                self.changed.set()
-            return
-        if levels[-3:-2] == ["jobs"]:
-            self._job(levels[-1], payload, now)
-            return
-        delivery_id = levels[-2]
-        if levels[-1] == "assigned":
-            self.assigned_at.setdefault(delivery_id, now)
-        elif levels[-1] == "status" and b'"Delivered"' in payload:
-            stage = json.loads(payload)["data"]["stage"]
-            if stage == "Delivered":
-                self.delivered_at.setdefault(delivery_id, now)
-        self.changed.set()
-
-    def _job(self, kind: str, payload: bytes, now: float) -> None:
-        if self.trace is None and kind == "update" and b"job.accepted" not in payload:
-            return  # progress of a flight: not needed unless tracing
-        data = json.loads(payload)["data"]
-        delivery_id = data["delivery_id"]
-        if kind == "offer":
-            self.offered_at.setdefault(delivery_id, now)
-        elif b"job.accepted" in payload:
-            self.accepted_at.setdefault(delivery_id, now)
-        if self.trace is not None:
-            self.trace.setdefault(delivery_id, {}).setdefault(data.get("phase") or kind, now)
-
-    async def until(self, done: Callable[[], bool], timeout_s: float) -> bool:
-        """Wait until `done()`; False on timeout."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                while not done():
-                    self.changed.clear()
-                    await self.changed.wait()
-                return True
-        return done()
 
 
 def _instrument(url: BrokerUrl, run: str, watch: Watch, *, statuses: bool) -> Any:  # noqa: ANN401

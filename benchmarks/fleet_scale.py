@@ -38,17 +38,18 @@ import sys
 import tempfile
 import time
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv; amqtt brings psutil
 
+from benchmarks.instrument import instrument
 from benchmarks.processes import Child, commands, say, spawn, stop_all, url_arg
 from benchmarks.stats import percentile
+from benchmarks.watch import Watch
 from bus.bus import Bus
-from bus.client import connect
 from bus.outbox import Outbox
 from bus.store import open_database
 from bus.transport import open_transport
@@ -56,7 +57,7 @@ from bus.url import BrokerUrl
 from cloud.delivery.service import DeliveryService
 from cloud.services import service_presence
 from contracts import Envelope
-from contracts.events import DroneStatus, Link, ServiceStatus
+from contracts.events import DroneStatus, ServiceStatus
 from flight_model.clock import ScaledClock
 
 STEPS = (100, 200, 300, 600, 1000, 1500, 2000, 3000)
@@ -183,46 +184,7 @@ async def serve_delivery(broker: str, db: Path) -> None:
             serving.cancel()
 
 
-# --- the parent: processes, presence, sampling --------------------------------------------------
-
-
-class Presence:
-    """Who is online, from the retained status topics; only births after `since` count."""
-
-    def __init__(self) -> None:
-        self.drones: dict[str, tuple[Link, float]] = {}
-        self.services: dict[str, tuple[Link, float]] = {}
-        self.changed = asyncio.Event()
-
-    def drones_online(self, since: float) -> int:
-        return sum(link is Link.ONLINE and t >= since for link, t in self.drones.values())
-
-    def services_online(self, since: float) -> int:
-        return sum(link is Link.ONLINE and t >= since for link, t in self.services.values())
-
-    async def run(self, url: BrokerUrl) -> None:
-        async with connect(open_transport(url), name="bench-fleet-scale") as client:
-            await client.subscribe(DroneStatus, ServiceStatus)
-            async for envelope in client.events():
-                data, sent = envelope.data, envelope.time.timestamp()
-                if isinstance(data, DroneStatus):
-                    self.drones[data.drone_id] = (data.link, sent)
-                elif isinstance(data, ServiceStatus):
-                    self.services[data.service] = (data.link, sent)
-                self.changed.set()
-
-    async def wait(self, done: Callable[[], bool], within_s: float) -> bool:
-        """Wait until `done()` (checked on every status change and each second)."""
-        deadline = time.monotonic() + within_s
-        while not done():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            self.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(left, 1.0)):
-                    await self.changed.wait()
-        return True
+# --- the parent: processes, sampling --------------------------------------------------
 
 
 def _cpu_s(process: psutil.Process | None) -> float | None:
@@ -295,12 +257,12 @@ async def _sleep_until(wall: float) -> None:
 
 @dataclass
 class _Run:
-    """What the steps share: broker, services, presence, timing."""
+    """What the steps share: broker, services, what the client sees, timing."""
 
     url: BrokerUrl
     workdir: Path
     timing: Timing
-    presence: Presence
+    watch: Watch
     services: dict[str, Child]
     broker: psutil.Process | None
     base_rss_mib: float | None
@@ -341,7 +303,7 @@ async def _base_rss(run: _Run) -> float | None:
     since = time.time()
     fleet = await spawn("fleet-1", run.fleet_args(1, run.workdir / "fleet-1"), run.workdir)
     try:
-        if not await run.presence.wait(lambda: run.presence.drones_online(since) >= 1, 15):
+        if not await run.watch.until(lambda: run.watch.drones_online(since) >= 1, 15):
             return None
         await asyncio.sleep(1.0)  # a few reports out
         return rss_mib(fleet.ps)
@@ -355,11 +317,11 @@ async def _step(run: _Run, drones: int) -> dict[str, Any]:
     state_dir = run.workdir / f"fleet-{drones}"
     fleet = await spawn(f"fleet-{drones}", run.fleet_args(drones, state_dir), run.workdir)
     try:
-        await run.presence.wait(
-            lambda: run.presence.drones_online(since) >= drones or not fleet.alive(),
+        await run.watch.until(
+            lambda: run.watch.drones_online(since) >= drones or not fleet.alive(),
             timing.connect_timeout(drones),
         )
-        connected = run.presence.drones_online(since)
+        connected = run.watch.drones_online(since)
         connect_s = time.time() - since
         start = time.time() + timing.settle_s
         end = start + timing.window_s
@@ -376,7 +338,7 @@ async def _step(run: _Run, drones: int) -> dict[str, Any]:
         # Longer than the window when this process's loop was busy (the embedded broker's).
         sampled_s = time.monotonic() - wall0
         rss = {name: rss_mib(p) for name, p in procs_or_none.items()}
-        connected_at_end = run.presence.drones_online(since)
+        connected_at_end = run.watch.drones_online(since)
         fleet_alive = fleet.alive()
         await asyncio.sleep(timing.grace_s)
         window = await run.ask_delivery("report")
@@ -460,7 +422,7 @@ async def measure(url: BrokerUrl, *, quick: bool) -> dict[str, Any]:
     timing = QUICK if quick else FULL
     sizes = QUICK_STEPS if quick else STEPS
     workdir = Path(tempfile.mkdtemp(prefix="murmur-fleet-scale-"))
-    presence = Presence()
+    watch = Watch()
     started = time.monotonic()
     broker = await asyncio.to_thread(broker_process, url)
     result: dict[str, Any] = {
@@ -476,42 +438,39 @@ async def measure(url: BrokerUrl, *, quick: bool) -> dict[str, Any]:
         "min_rate_hz": MIN_RATE_HZ,
     }
     services: dict[str, Child] = {}
-    watching = asyncio.create_task(presence.run(url), name="presence")
     try:
-        since = time.time()
-        services = await _start_services(url, workdir)
-        up = await presence.wait(
-            lambda: (
-                presence.services_online(since) >= len(SERVICES)
-                or watching.done()
-                or not all(c.alive() for c in services.values())
-            ),
-            30,
-        )
-        if not up or watching.done():
-            tails = {n: c.log_tail() for n, c in services.items()}
-            msg = f"the services did not come online: {tails}"
-            raise RuntimeError(msg)
-        run = _Run(url, workdir, timing, presence, services, broker, None)
-        run.base_rss_mib = await _base_rss(run)
-        result["fleet_rss_mib_one_drone"] = run.base_rss_mib
-        steps: list[dict[str, Any]] = []
-        for size in sizes:
-            step = await _step(run, size)
-            steps.append(step)
-            print(json.dumps({"step": step}), file=sys.stderr, flush=True)
-            if step.pop("stop"):
-                break
-        result["steps"] = steps
-        result["largest_ok"] = max((s["drones"] for s in steps if s["ok"]), default=None)
-        result["largest_p99_ok"] = max(
-            (s["drones"] for s in steps if (s["lag_p99_ms"] or math.inf) < 1000 * P99_LIMIT_S),
-            default=None,
-        )
+        async with instrument(url, "fleet-scale", watch.see, DroneStatus, ServiceStatus):
+            since = time.time()
+            services = await _start_services(url, workdir)
+            up = await watch.until(
+                lambda: (
+                    watch.services_online(since) >= len(SERVICES)
+                    or not all(c.alive() for c in services.values())
+                ),
+                30,
+            )
+            if not up or not all(c.alive() for c in services.values()):
+                tails = {n: c.log_tail() for n, c in services.items()}
+                msg = f"the services did not come online: {tails}"
+                raise RuntimeError(msg)
+            run = _Run(url, workdir, timing, watch, services, broker, None)
+            run.base_rss_mib = await _base_rss(run)
+            result["fleet_rss_mib_one_drone"] = run.base_rss_mib
+            steps: list[dict[str, Any]] = []
+            for size in sizes:
+                step = await _step(run, size)
+                steps.append(step)
+                print(json.dumps({"step": step}), file=sys.stderr, flush=True)
+                if step.pop("stop"):
+                    break
+            result["steps"] = steps
+            result["largest_ok"] = max((s["drones"] for s in steps if s["ok"]), default=None)
+            result["largest_p99_ok"] = max(
+                (s["drones"] for s in steps if (s["lag_p99_ms"] or math.inf) < 1000 * P99_LIMIT_S),
+                default=None,
+            )
     finally:
         await stop_all(services.values(), 15)
-        watching.cancel()
-        await asyncio.gather(watching, return_exceptions=True)
         shutil.rmtree(workdir, ignore_errors=True)
     result["total_s"] = round(time.monotonic() - started, 1)
     return result

@@ -38,6 +38,7 @@ from benchmarks.fleet_scale import broker_process, machine, rss_mib
 from benchmarks.harness import MOSQUITTO, Target, started_broker
 from benchmarks.instrument import instrument, publish_raw
 from benchmarks.processes import Child, spawn, stop_all, url_arg
+from benchmarks.watch import Watch
 from bus.client import Client
 from bus.errors import TransportError
 from bus.url import BrokerUrl
@@ -48,7 +49,6 @@ from contracts.events import (
     ServiceStatus,
     TelemetryReported,
 )
-from contracts.states import TERMINAL_STAGES
 from contracts.topics import to_filter
 from drone_agent.wiring import DEFAULT_HOME
 from world.fleet import spread_homes
@@ -59,7 +59,6 @@ SOURCE = "/clients/storm"
 HOME = DEFAULT_HOME
 SERVICES = ("package", "scheduler", "delivery")
 OVERWEIGHT_KG = 3.0  # above the Package service's default maximum (2.5 kg)
-_TERMINAL = frozenset(stage.value for stage in TERMINAL_STAGES)
 
 
 @dataclass(frozen=True)
@@ -93,66 +92,6 @@ class StormResult:
     figures: dict[str, Any]
     final: dict[str, tuple[str, str | None]]
     rejected_ids: set[str]
-
-
-# --- what the client sees ----------------------------------------------------------------
-
-
-@dataclass
-class Watch:
-    """Services online, drones reporting, and the latest status of each request of the storm.
-
-    Fed from paho's callback (no queue between): the instrument must not be what lags.
-    """
-
-    wanted: set[str] = field(default_factory=set)
-    services: set[str] = field(default_factory=set)
-    drones: set[str] = field(default_factory=set)
-    latest: dict[str, tuple[int, str, str | None]] = field(default_factory=dict)
-    terminal: set[str] = field(default_factory=set)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def see(self, topic: str, payload: bytes, _at: float = 0.0) -> None:
-        """Record one message."""
-        levels = topic.split("/")
-        kind = levels[-1]
-        if kind == "telemetry":
-            if levels[-2] not in self.drones:
-                self.drones.add(levels[-2])
-                self.changed.set()
-            return
-        try:
-            data = json.loads(payload)["data"]
-        except (ValueError, KeyError, TypeError):
-            return  # not an event: an exception here would end the client's connection
-        if levels[-3] == "services":
-            if data["link"] == "online":
-                self.services.add(data["service"])
-            else:
-                self.services.discard(data["service"])
-        elif levels[-3] == "deliveries" and kind == "status":
-            self._status(data)
-        self.changed.set()
-
-    def _status(self, data: dict[str, Any]) -> None:
-        delivery_id = data["delivery_id"]
-        if delivery_id not in self.wanted:
-            return
-        known = self.latest.get(delivery_id)
-        if known is not None and known[0] >= data["version"]:
-            return
-        self.latest[delivery_id] = (data["version"], data["stage"], data.get("reason"))
-        if data["stage"] in _TERMINAL:
-            self.terminal.add(delivery_id)
-
-    async def until(self, done: Callable[[], bool], timeout_s: float) -> bool:
-        """Wait until `done()`, woken by each message; False on timeout."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                while not done():
-                    self.changed.clear()
-                    await self.changed.wait()
-        return bool(done())
 
 
 # --- the storm ---------------------------------------------------------------------------
@@ -312,8 +251,8 @@ async def storm(
                 ready = await watch.until(
                     lambda: (
                         (
-                            len(watch.services) == len(SERVICES)
-                            and len(watch.drones) == settings.drones
+                            watch.services_online() == len(SERVICES)
+                            and len(watch.telemetry_from) == settings.drones
                         )
                         or not all(c.alive() for c in children.values())
                     ),
