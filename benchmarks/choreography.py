@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from benchmarks.instrument import instrument, publish_raw
+from benchmarks.machine import machine_busy
 from benchmarks.processes import Child, commands, say, url_arg, workers
 from benchmarks.stats import percentile
 from benchmarks.watch import Watch
@@ -168,17 +169,6 @@ def per_second(count: float, seconds: float | None) -> float | None:
 def sustainable(offered: int, assigned: int, p99_s: float | None) -> bool:
     """Every request assigned and the p99 within the limit."""
     return offered > 0 and assigned == offered and p99_s is not None and p99_s <= P99_LIMIT_S
-
-
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine so far, all cores (Linux /proc/stat)."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    except (OSError, ValueError):
-        return 0.0, 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    idle = sum(fields[3:5])  # idle and iowait
-    return (sum(fields) - idle) / tick, sum(fields) / tick
 
 
 def own_cpu_s() -> float:

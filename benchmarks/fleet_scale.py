@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import json
 import math
-import platform
 import shutil
 import signal
 import sys
@@ -46,6 +45,14 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv; amqtt brings psutil
 
 from benchmarks.instrument import instrument
+from benchmarks.machine import (
+    broker_description,
+    broker_process,
+    cpu_s,
+    machine,
+    machine_busy,
+    rss_mib,
+)
 from benchmarks.processes import Child, commands, say, spawn, stop_all, url_arg
 from benchmarks.stats import percentile
 from benchmarks.watch import Watch
@@ -66,7 +73,6 @@ P99_LIMIT_S = 1.0
 MIN_HANDLED = 0.99  # of the reports sent in the window (QoS 0 may drop)
 MIN_RATE_HZ = 0.95  # reports per drone per second actually sent, against the nominal 1 Hz
 SERVICES = ("package", "scheduler", "delivery")
-_MIB = 2**20
 
 
 @dataclass(frozen=True)
@@ -187,70 +193,6 @@ async def serve_delivery(broker: str, db: Path) -> None:
 # --- the parent: processes, sampling --------------------------------------------------
 
 
-def _cpu_s(process: psutil.Process | None) -> float | None:
-    if process is None:
-        return None
-    try:
-        times = process.cpu_times()
-    except psutil.Error:
-        return None
-    return float(times.user + times.system)
-
-
-def rss_mib(process: psutil.Process | None) -> float | None:
-    if process is None:
-        return None
-    try:
-        rss: int = process.memory_info().rss
-    except psutil.Error:
-        return None
-    return round(rss / _MIB, 1)
-
-
-def _machine_busy_s() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine, all cores."""
-    times = psutil.cpu_times()
-    total = float(sum(times))
-    idle = float(times.idle + getattr(times, "iowait", 0.0))
-    return total - idle, total
-
-
-def broker_process(url: BrokerUrl) -> psutil.Process | None:
-    """The local process listening on the broker's port, if this user may see it."""
-    if url.host not in {"127.0.0.1", "localhost", "::1"}:
-        return None
-    with contextlib.suppress(psutil.Error):
-        for conn in psutil.net_connections(kind="tcp"):
-            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == url.port:
-                return psutil.Process(conn.pid) if conn.pid is not None else None
-    return None
-
-
-def _broker_description(broker: psutil.Process | None) -> dict[str, Any]:
-    """The broker's process, and a name for it (the one broker in Python we run is amqtt)."""
-    if broker is None:
-        return {"name": "unknown (not a local process)", "process": None}
-    process: str = broker.name()
-    return {"name": "amqtt" if process.startswith("python") else process, "process": process}
-
-
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpus": psutil.cpu_count(),
-        "cpu_model": model,
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-
-
 async def _sleep_until(wall: float) -> None:
     await asyncio.sleep(max(0.0, wall - time.time()))
 
@@ -329,12 +271,12 @@ async def _step(run: _Run, drones: int) -> dict[str, Any]:
         procs = {"fleet": fleet.ps, **{n: c.ps for n, c in run.services.items()}}
         procs_or_none: dict[str, psutil.Process | None] = {**procs, "broker": run.broker}
         await _sleep_until(start)
-        cpu0 = {name: _cpu_s(p) for name, p in procs_or_none.items()}
-        busy0, total0 = _machine_busy_s()
+        cpu0 = {name: cpu_s(p) for name, p in procs_or_none.items()}
+        busy0, total0 = machine_busy()
         wall0 = time.monotonic()
         await _sleep_until(end)
-        cpu1 = {name: _cpu_s(p) for name, p in procs_or_none.items()}
-        busy1, total1 = _machine_busy_s()
+        cpu1 = {name: cpu_s(p) for name, p in procs_or_none.items()}
+        busy1, total1 = machine_busy()
         # Longer than the window when this process's loop was busy (the embedded broker's).
         sampled_s = time.monotonic() - wall0
         rss = {name: rss_mib(p) for name, p in procs_or_none.items()}
@@ -427,7 +369,7 @@ async def measure(url: BrokerUrl, *, quick: bool) -> dict[str, Any]:
     broker = await asyncio.to_thread(broker_process, url)
     result: dict[str, Any] = {
         "benchmark": "fleet_scale",
-        "broker": _broker_description(broker),
+        "broker": broker_description(broker),
         "machine": machine(),
         "quick": quick,
         "settle_s": timing.settle_s,

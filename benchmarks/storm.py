@@ -34,9 +34,9 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv; amqtt brings psutil
 
-from benchmarks.fleet_scale import broker_process, machine, rss_mib
 from benchmarks.harness import MOSQUITTO, Target, started_broker
 from benchmarks.instrument import instrument, publish_raw
+from benchmarks.machine import broker_process, machine, rss_mib
 from benchmarks.processes import Child, spawn, stop_all, url_arg
 from benchmarks.watch import Watch
 from bus.client import Client
