@@ -49,13 +49,11 @@ from benchmarks.machine import machine_busy
 from benchmarks.processes import Child, commands, say, url_arg, workers
 from benchmarks.stats import percentile
 from benchmarks.watch import Watch
-from bus.bus import Bus
 from bus.client import Client
 from bus.errors import TransportError
 from bus.stats import BusStats
-from bus.transport import open_transport
 from bus.url import BrokerUrl
-from cloud.services import SERVICE_NAMES, CloudSettings, Service, build_service
+from cloud.services import SERVICE_NAMES
 from contracts import DEFAULT_ROOT, Envelope, Event
 from contracts.events import (
     DeliveryRequested,
@@ -67,11 +65,11 @@ from contracts.events import (
 )
 from contracts.ids import Location
 from contracts.topics import to_filter
-from drone_agent.wiring import DEFAULT_HOME, FleetConfig
+from drone_agent.wiring import DEFAULT_HOME
 from flight_model.clock import ScaledClock
-from world.fleet import Drone, scattered, simulated_fleet
+from world.fleet import Drone, scattered
 from world.requests import request_stream
-from world.system import scheduler_for, telemetry_hz_for
+from world.system import LocalSystem, local_system, telemetry_hz_for
 
 Placement = Literal["subprocess", "inprocess"]
 SOURCE = "/clients/bench"
@@ -198,12 +196,12 @@ class Services:
 class InProcessServices(Services):
     """The services in the benchmark's own event loop, as `murmur up` runs them."""
 
-    services: list[Service]
+    system: LocalSystem
     cpu_s: dict[str, float] = field(default_factory=dict)
 
     async def stats(self) -> dict[str, BusStats]:
         """Each service's counters now."""
-        return {s.bus.component: dataclasses.replace(s.bus.stats) for s in self.services}
+        return {n: dataclasses.replace(s.bus.stats) for n, s in self.system.services.items()}
 
 
 @dataclass
@@ -228,21 +226,48 @@ class SubprocessServices(Services):
             return result
 
 
+def _local(
+    url: BrokerUrl,
+    state_dir: Path,
+    clock: ScaledClock,
+    run: str,
+    drones: dict[str, Drone],
+    *,
+    services: Sequence[str],
+    tick_s: float | None = None,
+) -> contextlib.AbstractAsyncContextManager[LocalSystem]:
+    """The part of the system that runs in this process, built as `murmur up` builds it.
+
+    All of it (in-process placement), one service (a service worker) or drones only (a fleet
+    shard, or the fleet beside service workers); each service's session is the run's own.
+    """
+    return local_system(
+        drones,
+        state_dir=state_dir,
+        clock=clock,
+        broker=url,
+        services=services,
+        session_suffix=run,
+        connect_timeout_s=CONNECT_TIMEOUT_S,
+        tick_s=tick_s,
+    )
+
+
 @contextlib.asynccontextmanager
 async def _in_process(
-    url: BrokerUrl, state_dir: Path, clock: ScaledClock, run: str
+    url: BrokerUrl,
+    state_dir: Path,
+    clock: ScaledClock,
+    run: str,
+    drones: dict[str, Drone],
+    *,
+    tick_s: float,
 ) -> AsyncIterator[Services]:
-    services = [
-        _build(name, url, state_dir, clock, run, speedup=clock.speedup) for name in SERVICE_NAMES
-    ]
-    tasks = [asyncio.create_task(s.run(), name=s.bus.component) for s in services]
-    try:
-        await _connected([s.bus for s in services])
-        yield InProcessServices(services)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    """Services and fleet in this event loop, connected, until the block ends."""
+    async with _local(
+        url, state_dir, clock, run, drones, services=SERVICE_NAMES, tick_s=tick_s
+    ) as system:
+        yield InProcessServices(system)
 
 
 @contextlib.asynccontextmanager
@@ -256,52 +281,22 @@ async def _subprocesses(
         yield SubprocessServices(children)
 
 
-def _build(
-    name: str, url: BrokerUrl, state_dir: Path, clock: ScaledClock, run: str, *, speedup: float
-) -> Service:
-    return build_service(
-        name,
-        transport=open_transport(url),
-        db_path=state_dir / f"{name}.db",
-        clock=clock,
-        settings=CloudSettings(scheduler=scheduler_for(speedup)),
-        client_id=f"murmur-{name}-{run}",
-    )
-
-
 async def _worker(args: argparse.Namespace) -> None:
     """One service in its own process: reports ready, then its counters on each stdin line."""
     clock = ScaledClock.anchored(args.speedup, datetime.fromtimestamp(args.anchor, UTC))
-    service = _build(
-        args.worker,
-        BrokerUrl.parse(args.url),
-        Path(args.state_dir),
-        clock,
-        args.run,
-        speedup=args.speedup,
-    )
-    task = asyncio.create_task(service.run())
-    try:
-        await _connected([service.bus])
+    url, state_dir = BrokerUrl.parse(args.url), Path(args.state_dir)
+    # The drones are in processes of their own.
+    async with _local(url, state_dir, clock, args.run, {}, services=[args.worker]) as system:
+        bus = system.services[args.worker].bus
         say({"ready": True})
         async for line in commands():
             if line == "stats":
-                stats = dataclasses.asdict(service.bus.stats)
-                say({"stats": stats, "cpu_s": time.process_time()})
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+                say({"stats": dataclasses.asdict(bus.stats), "cpu_s": time.process_time()})
 
 
 def progress(message: str) -> None:
     """A line on stderr: where a long run is."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-async def _connected(buses: Sequence[Bus]) -> None:
-    async with asyncio.timeout(CONNECT_TIMEOUT_S):
-        for bus in buses:
-            await bus.connected.wait()
 
 
 # --- the fleet -----------------------------------------------------------------------------
@@ -315,38 +310,12 @@ def _drones(*, drones: int, spread_km: float, shard: tuple[int, int] = (0, 1)) -
 
 
 @contextlib.asynccontextmanager
-async def _local_fleet(
-    url: BrokerUrl,
-    state_dir: Path,
-    clock: ScaledClock,
-    drones: dict[str, Drone],
-    *,
-    tick_s: float,
-) -> AsyncIterator[None]:
-    """The fleet running in this event loop, connected, until the block ends."""
-    config = FleetConfig(
-        broker=url,
-        state_dir=state_dir / "drones",
-        speedup=clock.speedup,
-        telemetry_hz=telemetry_hz_for(clock.speedup),
-    )
-    async with simulated_fleet(drones, config, clock, tick_s=tick_s) as fleet:
-        flying = asyncio.create_task(fleet.run(), name="fleet")
-        try:
-            async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                await fleet.ready()
-            yield
-        finally:
-            flying.cancel()
-            await asyncio.gather(flying, return_exceptions=True)
-
-
-@contextlib.asynccontextmanager
 async def _fleet_processes(
     url: BrokerUrl,
     state_dir: Path,
     speedup: float,
     anchor: float,
+    run: str,
     *,
     drones: int,
     spread_km: float,
@@ -356,7 +325,7 @@ async def _fleet_processes(
     """The fleet split over `shards` processes, like as many `murmur sim`, on one clock."""
     common = ["--url", url_arg(url), "--state-dir", str(state_dir), "--speedup", str(speedup)]
     common += ["--anchor", repr(anchor), "--drones", str(drones), "--spread-km", str(spread_km)]
-    common += ["--tick-s", str(tick_s), "--shards", str(shards)]
+    common += ["--tick-s", str(tick_s), "--shards", str(shards), "--run", run]
     commands_of = {
         f"fleet-{i}": [*_WORKER, "--fleet-shard", str(i), *common] for i in range(shards)
     }
@@ -371,9 +340,8 @@ async def _fleet_worker(args: argparse.Namespace) -> None:
     drones = _drones(
         drones=args.drones, spread_km=args.spread_km, shard=(args.fleet_shard, args.shards)
     )
-    async with _local_fleet(
-        BrokerUrl.parse(args.url), Path(args.state_dir), clock, drones, tick_s=args.tick_s
-    ):
+    url, state_dir = BrokerUrl.parse(args.url), Path(args.state_dir)
+    async with _local(url, state_dir, clock, args.run, drones, services=(), tick_s=args.tick_s):
         say({"ready": True})
         async for _ in commands():
             pass
@@ -441,31 +409,28 @@ async def _rig(
     clock = ScaledClock.anchored(speedup, datetime.fromtimestamp(anchor, UTC))
     with tempfile.TemporaryDirectory(prefix="murmur-bench-chor-") as tmp:
         state_dir = Path(tmp)
-        services_cm = (
-            _subprocesses(url, state_dir, speedup, anchor, run)
-            if placement == "subprocess"
-            else _in_process(url, state_dir, clock, run)
-        )
-        fleet_cm: contextlib.AbstractAsyncContextManager[Any] = (
-            _fleet_processes(
-                url,
-                state_dir,
-                speedup,
-                anchor,
-                drones=drones,
-                spread_km=spread_km,
-                tick_s=tick_s,
-                shards=fleet_processes,
+        fleet = _drones(drones=drones, spread_km=spread_km)
+        fleet_cm: contextlib.AbstractAsyncContextManager[object]
+        if placement == "inprocess":
+            services_cm = _in_process(url, state_dir, clock, run, fleet, tick_s=tick_s)
+            fleet_cm = contextlib.nullcontext()  # it runs in the system of `_in_process`
+        else:
+            services_cm = _subprocesses(url, state_dir, speedup, anchor, run)
+            fleet_cm = (
+                _fleet_processes(
+                    url,
+                    state_dir,
+                    speedup,
+                    anchor,
+                    run,
+                    drones=drones,
+                    spread_km=spread_km,
+                    tick_s=tick_s,
+                    shards=fleet_processes,
+                )
+                if fleet_processes > 0
+                else _local(url, state_dir, clock, run, fleet, services=(), tick_s=tick_s)
             )
-            if fleet_processes > 0
-            else _local_fleet(
-                url,
-                state_dir,
-                clock,
-                _drones(drones=drones, spread_km=spread_km),
-                tick_s=tick_s,
-            )
-        )
         watch = Watch()
         async with (
             services_cm as services,
@@ -483,7 +448,7 @@ async def _rig(
             await asyncio.sleep(3 / telemetry_hz_for(speedup) / speedup)
             where = f"{fleet_processes} processes" if fleet_processes else "the benchmark process"
             progress(f"{drones} drones ready in {where}, services {placement}")
-            homes = [drone.home for drone in _drones(drones=drones, spread_km=spread_km).values()]
+            homes = [drone.home for drone in fleet.values()]
             yield Rig(client, services, homes, watch, run, spread_km)
 
 
