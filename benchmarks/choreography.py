@@ -42,9 +42,9 @@ from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from benchmarks.instrument import instrument, publish_raw
+from benchmarks.instrument import instrument, publish_request, request_bytes
 from benchmarks.machine import machine_busy
 from benchmarks.processes import Child, commands, say, url_arg, workers
 from benchmarks.stats import percentile
@@ -54,9 +54,7 @@ from bus.errors import TransportError
 from bus.stats import BusStats
 from bus.url import BrokerUrl
 from cloud.services import SERVICE_NAMES
-from contracts import DEFAULT_ROOT, Envelope, Event
 from contracts.events import (
-    DeliveryRequested,
     DeliveryStatusChanged,
     DroneAssigned,
     JobAccepted,
@@ -64,12 +62,14 @@ from contracts.events import (
     TelemetryReported,
 )
 from contracts.ids import Location
-from contracts.topics import to_filter
 from drone_agent.wiring import DEFAULT_HOME
 from flight_model.clock import ScaledClock
 from world.fleet import Drone, scattered
 from world.requests import request_stream
 from world.system import LocalSystem, local_system, telemetry_hz_for
+
+if TYPE_CHECKING:
+    from contracts import Event
 
 Placement = Literal["subprocess", "inprocess"]
 SOURCE = "/clients/bench"
@@ -369,12 +369,7 @@ def _requests(homes: list[Location], run: str, *, spread_km: float) -> Iterator[
         homes, center=HOME, spread_km=spread_km, seed=1, id_prefix=f"bench-{run}-"
     )
     for request in stream:
-        envelope = Envelope[Event].new(request, source=SOURCE, correlationid=request.delivery_id)
-        yield request.delivery_id, envelope.to_json()
-
-
-def _topic(delivery_id: str) -> str:
-    return to_filter(DeliveryRequested.topic, root=DEFAULT_ROOT, delivery_id=delivery_id)
+        yield request.delivery_id, request_bytes(request, source=SOURCE)
 
 
 # --- one running system --------------------------------------------------------------------
@@ -477,7 +472,7 @@ async def throughput(
         before = await rig.services.stats()
         cpu_before = dict(rig.services.cpu_s)
         started = time.monotonic()
-        await asyncio.gather(*(publish_raw(rig.client, _topic(d), payload) for d, payload in burst))
+        await asyncio.gather(*(publish_request(rig.client, d, payload) for d, payload in burst))
         published_s = time.monotonic() - started
 
         def all_in(seen: dict[str, float]) -> bool:
@@ -593,7 +588,7 @@ async def offered_load(
         else:
             late = max(late, -wait)
         due[delivery_id] = at
-        task = asyncio.create_task(publish_raw(rig.client, _topic(delivery_id), payload))
+        task = asyncio.create_task(publish_request(rig.client, delivery_id, payload))
         pending.add(task)
         task.add_done_callback(pending.discard)
     sent_s = time.monotonic() - started

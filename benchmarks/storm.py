@@ -35,21 +35,18 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv; amqtt brings psutil
 
 from benchmarks.harness import MOSQUITTO, Target, started_broker
-from benchmarks.instrument import instrument, publish_raw
+from benchmarks.instrument import instrument, publish_request, request_bytes
 from benchmarks.machine import broker_process, machine, rss_mib
 from benchmarks.processes import Child, spawn, stop_all, url_arg
 from benchmarks.watch import Watch
 from bus.client import Client
 from bus.errors import TransportError
 from bus.url import BrokerUrl
-from contracts import DEFAULT_ROOT, Envelope, Event
 from contracts.events import (
-    DeliveryRequested,
     DeliveryStatusChanged,
     ServiceStatus,
     TelemetryReported,
 )
-from contracts.topics import to_filter
 from drone_agent.wiring import DEFAULT_HOME
 from world.fleet import spread_homes
 from world.requests import request_stream
@@ -108,17 +105,12 @@ def requests(settings: StormSettings, run: str) -> Iterator[tuple[str, bytes, bo
         if overweight:
             package = request.package.model_copy(update={"weight_kg": OVERWEIGHT_KG})
             request = request.model_copy(update={"package": package})  # noqa: PLW2901
-        envelope = Envelope[Event].new(request, source=SOURCE, correlationid=request.delivery_id)
-        payload = envelope.to_json()
+        payload = request_bytes(request, source=SOURCE)
         if settings.padding_bytes:
             wire = json.loads(payload)
             wire["data"]["storm_padding"] = "x" * settings.padding_bytes
             payload = json.dumps(wire).encode()
         yield request.delivery_id, payload, overweight
-
-
-def _topic(delivery_id: str) -> str:
-    return to_filter(DeliveryRequested.topic, root=DEFAULT_ROOT, delivery_id=delivery_id)
 
 
 def _service_args(
@@ -301,7 +293,7 @@ async def _burst(
     sampling = asyncio.create_task(sampler.run(started, settings.sample_s), name="storm.sample")
     try:
         # As fast as the client goes: a window of 1,000 in flight, the rest queued in paho.
-        await asyncio.gather(*(publish_raw(client, _topic(d), payload) for d, payload, _ in built))
+        await asyncio.gather(*(publish_request(client, d, payload) for d, payload, _ in built))
         published_s = time.monotonic() - started
         all_terminal = await watch.until(
             lambda: len(watch.terminal) == len(built), settings.terminal_timeout_s
