@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchmarks.choreography import (
+from benchmarks.choreography.figures import (
     latency_summary,
     per_second,
     stats_delta,
