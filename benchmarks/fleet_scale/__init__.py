@@ -4,14 +4,15 @@ The ``fleet`` section of `murmur bench`. Every part runs as it would in producti
 own process on this machine:
 
 - the broker: the run's (`murmur bench --mosquitto` starts a private Mosquitto, `--embedded`
-  the amqtt broker in the process that runs the benchmark);
+  the amqtt broker as `murmur broker`);
 - the fleet: `murmur sim --drones N`, N full agents, each with its own MQTT connection, last
   will and SQLite file, parked (a fleet's usual state), telemetry at 1 Hz, QoS 0;
 - the Package and Scheduler services: `murmur service package|scheduler`;
 - the Delivery service: the real `DeliveryService` in its own process, wired as
   `murmur service delivery` wires it, except that its `_on_telemetry` first records
   lag = when the service handles the TelemetryReported - the envelope's `time`
-  (set by the agent just before it hands the message to its MQTT client; one machine, one clock).
+  (set by the agent just before it hands the message to its MQTT client; one machine, one
+  clock): `benchmarks.fleet_scale.delivery`.
 
 The services start once and stay up while N steps up (100, 200, 300, 600, 1000, ...); each step
 starts a fresh fleet, waits until every drone's retained status says online, lets it settle,
@@ -26,18 +27,13 @@ CPU is per process over the window (% of one core); RSS is read at the window's 
 drone is the fleet process's RSS above that of a one-drone fleet, divided by N - 1.
 """
 
-import argparse
 import asyncio
-import contextlib
 import json
 import math
 import shutil
-import signal
 import sys
 import tempfile
 import time
-from array import array
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,26 +49,20 @@ from benchmarks.machine import (
     machine_busy,
     rss_mib,
 )
-from benchmarks.processes import Child, commands, say, spawn, stop_all, url_arg
-from benchmarks.stats import percentile
+from benchmarks.processes import Child, spawn, stop_all, url_arg
 from benchmarks.watch import Watch
-from bus.bus import Bus
-from bus.outbox import Outbox
-from bus.store import open_database
-from bus.transport import open_transport
 from bus.url import BrokerUrl
-from cloud.delivery.service import DeliveryService
-from cloud.services import service_presence
-from contracts import Envelope
+from cloud.services import SERVICE_NAMES
 from contracts.events import DroneStatus, ServiceStatus
-from flight_model.clock import ScaledClock
 
 STEPS = (100, 200, 300, 600, 1000, 1500, 2000, 3000)
 QUICK_STEPS = (50,)
 P99_LIMIT_S = 1.0
 MIN_HANDLED = 0.99  # of the reports sent in the window (QoS 0 may drop)
 MIN_RATE_HZ = 0.95  # reports per drone per second actually sent, against the nominal 1 Hz
-SERVICES = ("package", "scheduler", "delivery")
+SERVICES = SERVICE_NAMES
+
+__all__ = ["measure"]
 
 
 @dataclass(frozen=True)
@@ -95,102 +85,6 @@ QUICK = Timing(settle_s=0.5, window_s=3, grace_s=1, connect_base_s=10, connect_p
 
 
 # --- the instrumented Delivery service (runs in its own process) -------------------------------
-
-
-class LagRecorder:
-    """Lag of every telemetry report sent inside the window, and each drone's sequence span."""
-
-    def __init__(self) -> None:
-        self.window: tuple[float, float] | None = None
-        self.lags = array("d")
-        self.spans: dict[str, tuple[int, int]] = {}
-        self.heard = 0
-
-    def open(self, start: float, end: float) -> None:
-        """Count reports sent in [start, end) (wall-clock seconds); forget earlier ones."""
-        self.window = (start, end)
-        self.lags = array("d")
-        self.spans = {}
-
-    def record(self, event: Envelope[Any], handled: float) -> None:
-        """One TelemetryReported, handled at `handled`."""
-        self.heard += 1
-        sent = event.time.timestamp()
-        if self.window is None or not self.window[0] <= sent < self.window[1]:
-            return
-        self.lags.append(handled - sent)
-        if event.sequence is not None:
-            drone = event.data.drone_id
-            low, high = self.spans.get(drone, (event.sequence, event.sequence))
-            self.spans[drone] = (min(low, event.sequence), max(high, event.sequence))
-
-    def report(self) -> dict[str, Any]:
-        """What the window saw: counts and lag percentiles in ms."""
-        lags = sorted(self.lags)
-        return {
-            "received": len(lags),
-            # Reports the drones numbered inside the window, lost ones included.
-            "sent": sum(high - low + 1 for low, high in self.spans.values()),
-            "drones_heard": len(self.spans),
-            "heard_total": self.heard,
-            **{f"lag_{name}_ms": _ms(percentile(lags, q)) for name, q in _QUANTILES},
-        }
-
-
-_QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0))
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(1000 * seconds, 1)
-
-
-class LagDeliveryService(DeliveryService):
-    """The real Delivery service; its telemetry handler records lag before doing its work."""
-
-    def __init__(self, bus: Bus, clock: ScaledClock, recorder: LagRecorder) -> None:
-        self.recorder = recorder
-        super().__init__(bus, clock)  # routes TelemetryReported to self._on_telemetry
-
-    def _on_telemetry(self, event: Envelope[Any], out: Outbox) -> None:
-        self.recorder.record(event, time.time())
-        super()._on_telemetry(event, out)
-
-
-async def _obey(recorder: LagRecorder) -> None:
-    """Obey the parent on stdin: `window START END`, `report`; return at end of input."""
-    async for line in commands():
-        command, *args = line.split() or [""]
-        if command == "window":
-            recorder.open(float(args[0]), float(args[1]))
-        elif command == "report":
-            say(recorder.report())
-
-
-async def serve_delivery(broker: str, db: Path) -> None:
-    """`murmur service delivery`, with the lag-recording handler, until stdin closes or SIGTERM."""
-    # Wired as cloud.services.build_service wires the Delivery service.
-    bus = Bus(
-        component="delivery",
-        transport=open_transport(broker),
-        db=open_database(db),
-        client_id="murmur-delivery",
-        source="/cloud/delivery",
-        presence=service_presence("delivery"),
-    )
-    recorder = LagRecorder()
-    service = LagDeliveryService(bus, ScaledClock(1.0), recorder)
-    main = asyncio.current_task()
-    assert main is not None
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(sig, main.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        async with asyncio.TaskGroup() as tasks:
-            serving = tasks.create_task(service.run(), name="delivery")
-            await _obey(recorder)
-            serving.cancel()
-
-
-# --- the parent: processes, sampling --------------------------------------------------
 
 
 async def _sleep_until(wall: float) -> None:
@@ -416,21 +310,3 @@ async def measure(url: BrokerUrl, *, quick: bool) -> dict[str, Any]:
         shutil.rmtree(workdir, ignore_errors=True)
     result["total_s"] = round(time.monotonic() - started, 1)
     return result
-
-
-# --- command line ------------------------------------------------------------------------------
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The instrumented Delivery service, a child process of `measure` (run `murmur bench`)."""
-    child = argparse.ArgumentParser(prog="python -m benchmarks.fleet_scale")
-    child.add_argument("--broker", required=True)
-    child.add_argument("--db", type=Path, required=True)
-    args = child.parse_args(argv)
-    args.db.parent.mkdir(parents=True, exist_ok=True)
-    asyncio.run(serve_delivery(args.broker, args.db))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
