@@ -1,6 +1,6 @@
 """Event storms: a burst of delivery requests at once, and what it costs the services.
 
-`scripts/storm` runs it (10,000 requests, then a smaller burst to compare); the e2e test
+`scripts/storm` runs it (10,000 requests, then a smaller burst to compare: `compare`); the e2e test
 `tests/e2e/test_storm.py` runs a small one on each test broker. Every part runs as in
 production, each in its own process: the Package, Scheduler and Delivery services
 (`murmur service NAME`) and a handful of drones (`murmur sim`), all on one simulated clock
@@ -13,35 +13,30 @@ Every `reject_every`-th request is overweight, so the Package service rejects it
 are servable, but a few drones cannot fly thousands of them before `assign_within_s`: most end
 `Unassignable`, some `Delivered`. A request that ends nowhere is lost, and counted as such.
 
-What bounds the memory of a service under a burst is described in docs/reliability.md.
+What bounds the memory of a service under a burst is described in docs/reliability.md; what a
+storm costs is sampled by `costs`.
 """
 
-import argparse
 import asyncio
-import contextlib
 import json
-import sqlite3
-import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv; amqtt brings psutil
 
-from benchmarks.harness import MOSQUITTO, Target, started_broker
 from benchmarks.instrument import instrument, publish_request, request_bytes
-from benchmarks.machine import broker_process, machine, rss_mib
 from benchmarks.processes import Child, spawn, stop_all, url_arg
+from benchmarks.storm.costs import Sampler, dead_letters
 from benchmarks.watch import Watch
 from bus.client import Client
-from bus.errors import TransportError
 from bus.url import BrokerUrl
+from cloud.services import SERVICE_NAMES
 from contracts.events import (
     DeliveryStatusChanged,
     ServiceStatus,
@@ -54,7 +49,7 @@ from world.system import telemetry_hz_for
 
 SOURCE = "/clients/storm"
 HOME = DEFAULT_HOME
-SERVICES = ("package", "scheduler", "delivery")
+SERVICES = SERVICE_NAMES
 OVERWEIGHT_KG = 3.0  # above the Package service's default maximum (2.5 kg)
 
 
@@ -136,66 +131,6 @@ def _fleet_args(url: BrokerUrl, workdir: Path, settings: StormSettings, epoch: s
     ]
 
 
-@dataclass
-class _Sampler:
-    """RSS of each process, and each service's inbox (requests taken in) and outbox."""
-
-    processes: dict[str, psutil.Process | None]
-    dbs: dict[str, Path]
-    wanted: int
-    baseline: dict[str, float | None] = field(default_factory=dict)
-    peak: dict[str, float] = field(default_factory=dict)
-    outbox_peak: dict[str, int] = field(default_factory=dict)
-    absorbed_at: dict[str, float] = field(default_factory=dict)
-    samples: int = 0
-    # (seconds since the first publish, RSS in MiB, inbox, outbox) per process or service
-    timeline: list[tuple[float, dict[str, float | None], dict[str, tuple[int, int]]]] = field(
-        default_factory=list
-    )
-
-    def rss(self) -> dict[str, float | None]:
-        return {name: rss_mib(p) for name, p in self.processes.items()}
-
-    def sample(self, started: float) -> None:
-        rss = self.rss()
-        for name, value in rss.items():
-            if value is not None:
-                self.peak[name] = max(self.peak.get(name, 0.0), value)
-        counts = {name: _counts(db) for name, db in self.dbs.items()}
-        self.timeline.append((round(time.monotonic() - started, 2), rss, counts))
-        for name, (inbox, outbox) in counts.items():
-            self.outbox_peak[name] = max(self.outbox_peak.get(name, 0), outbox)
-            if inbox >= self.wanted and name not in self.absorbed_at:
-                self.absorbed_at[name] = time.monotonic() - started
-        self.samples += 1
-
-    async def run(self, started: float, every_s: float) -> None:
-        while True:
-            await asyncio.to_thread(self.sample, started)
-            await asyncio.sleep(every_s)
-
-
-def _counts(db: Path) -> tuple[int, int]:
-    """Requests of the storm in a service's inbox, and rows in its outbox (read-only)."""
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-            inbox = conn.execute(
-                "SELECT count(*) FROM bus_inbox WHERE source = ?", [SOURCE]
-            ).fetchone()[0]
-            outbox = conn.execute("SELECT count(*) FROM bus_outbox").fetchone()[0]
-    except sqlite3.Error:
-        return 0, 0
-    return int(inbox), int(outbox)
-
-
-def _dead_letters(db: Path) -> int:
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-            return int(conn.execute("SELECT count(*) FROM bus_dead_letters").fetchone()[0])
-    except sqlite3.Error:
-        return -1
-
-
 async def storm(
     url: BrokerUrl,
     settings: StormSettings,
@@ -264,7 +199,7 @@ async def storm(
                 workdir=workdir,
                 broker=broker,
             )
-            figures["dead_letters"] = {n: _dead_letters(workdir / f"{n}.db") for n in SERVICES}
+            figures["dead_letters"] = {n: dead_letters(workdir / f"{n}.db") for n in SERVICES}
         finally:
             await stop_all(children.values(), 15)
     final = {d: (stage, reason) for d, (_, stage, reason) in watch.latest.items()}
@@ -287,7 +222,7 @@ async def _burst(
     processes: dict[str, psutil.Process | None] = {n: c.ps for n, c in children.items()}
     if broker is not None:
         processes["broker"] = broker
-    sampler = _Sampler(processes, {n: workdir / f"{n}.db" for n in SERVICES}, len(built))
+    sampler = Sampler(processes, {n: workdir / f"{n}.db" for n in SERVICES}, len(built), SOURCE)
     sampler.baseline = sampler.rss()
     started = time.monotonic()
     sampling = asyncio.create_task(sampler.run(started, settings.sample_s), name="storm.sample")
@@ -350,144 +285,3 @@ def _growth(baseline: float | None, peak: float | None) -> float | None:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
-
-
-# --- the script ----------------------------------------------------------------------------
-
-BROKERS: dict[str, Target] = {"mosquitto": MOSQUITTO, "amqtt": None}
-
-
-async def compare(
-    brokers: Sequence[str],
-    sizes: Sequence[int],
-    *,
-    drones: int,
-    padding_bytes: int = 0,
-    progress: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """One storm per broker and size, each on a fresh broker; JSON-able figures of each."""
-    tell = progress or (lambda _: None)
-    storms = []
-    for name in brokers:
-        for size in sizes:
-            async with started_broker(BROKERS[name]) as running:
-                broker = await asyncio.to_thread(broker_process, running.url)
-                version = running.version or ""
-                kind = version if version.startswith(name) else f"{name} {version}".rstrip()
-                tell(f"a storm of {size:,} requests on {kind}")
-                settings = StormSettings(requests=size, drones=drones, padding_bytes=padding_bytes)
-                with tempfile.TemporaryDirectory(prefix="murmur-storm-") as tmp:
-                    try:
-                        result = await storm(
-                            running.url, settings, Path(tmp), broker=broker, progress=tell
-                        )
-                    except (RuntimeError, TimeoutError, TransportError, OSError) as exc:
-                        tell(f"the storm failed: {type(exc).__name__}: {exc}")
-                        storms.append({"broker": kind, "requests": size, "error": str(exc)})
-                        continue
-            storms.append({"broker": kind, "padding_bytes": padding_bytes, **result.figures})
-    return {"machine": machine(), "storms": storms}
-
-
-def report(figures: dict[str, Any]) -> str:
-    """One storm's figures, for people."""
-    head = f"{figures['requests']:,} requests on {figures['broker']}"
-    if "error" in figures:
-        return f"{head}: failed: {figures['error']}"
-    absorbed = ", ".join(f"{n} {s} s" for n, s in figures["absorbed_s"].items())
-    outcomes = ", ".join(f"{stage} {count:,}" for stage, count in figures["outcomes"].items())
-    memory = ", ".join(
-        f"{name} {v['baseline']} -> {v['peak']} ({_signed(v['growth'])})"
-        for name, v in figures["rss_mib"].items()
-    )
-    outbox = ", ".join(f"{n} {count:,}" for n, count in figures["outbox_peak"].items())
-    lines = [
-        (
-            f"{head} ({figures['drones']} drones, x{figures['speedup']:g}, assigned within "
-            f"{figures['assign_within_s']:g} s or unassignable)"
-        ),
-        (
-            f"  published in {figures['published_s']} s; absorbed in {figures['all_absorbed_s']} s "
-            f"({absorbed}); all terminal in {figures['terminal_s']} s"
-        ),
-        (
-            f"  outcomes: {outcomes}; lost {figures['lost']:,}; terminal retained statuses "
-            f"{figures['retained_terminal']:,}; dead letters {figures['dead_letters']}"
-        ),
-        f"  RSS MiB, baseline -> peak: {memory}",
-        f"  outbox peak (rows in SQLite): {outbox}",
-    ]
-    return "\n".join(lines)
-
-
-def _signed(value: float | None) -> str:
-    return "?" if value is None else f"{value:+.1f}"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run storms of the given sizes on each broker and print their figures."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.storm", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument(
-        "--brokers", default="mosquitto,amqtt", help="comma-separated: mosquitto, amqtt"
-    )
-    parser.add_argument(
-        "--requests", type=int, nargs="+", default=[10_000, 2_000], help="burst sizes"
-    )
-    parser.add_argument("--drones", type=int, default=5)
-    parser.add_argument(
-        "--padding-bytes", type=int, default=0, help="an ignored field of this size per request"
-    )
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args(argv)
-    brokers = [b.strip() for b in args.brokers.split(",") if b.strip()]
-    unknown = sorted(set(brokers) - set(BROKERS))
-    if unknown:
-        parser.error(f"--brokers: unknown {', '.join(unknown)}; choose from mosquitto, amqtt")
-
-    def tell(line: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
-
-    results = asyncio.run(
-        compare(
-            brokers,
-            args.requests,
-            drones=args.drones,
-            padding_bytes=args.padding_bytes,
-            progress=tell,
-        )
-    )
-    if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    for figures in results["storms"]:
-        print(report(figures))
-    _compare_sizes(results["storms"])
-    failed = [f for f in results["storms"] if "error" in f or f["lost"]]
-    return 1 if failed else 0
-
-
-def _compare_sizes(storms: list[dict[str, Any]]) -> None:
-    """Per broker: how much more each process grew in the largest storm than in the smallest."""
-    done = [f for f in storms if "error" not in f]
-    for kind in dict.fromkeys(f["broker"] for f in done):
-        mine = sorted((f for f in done if f["broker"] == kind), key=lambda f: f["requests"])
-        if len(mine) < 2:  # noqa: PLR2004 - a comparison needs two
-            continue
-        small, large = mine[0], mine[-1]
-        deltas = ", ".join(
-            f"{name} {_signed(_minus(large['rss_mib'][name]['growth'], v['growth']))}"
-            for name, v in small["rss_mib"].items()
-        )
-        print(
-            f"{kind}: {large['requests']:,} requests instead of {small['requests']:,} "
-            f"grew each process by this much more (MiB): {deltas}"
-        )
-
-
-def _minus(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else round(a - b, 1)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
