@@ -19,8 +19,6 @@ import contextlib
 import inspect
 import json
 import logging
-import os
-import platform
 import secrets
 import socket
 import sys
@@ -37,6 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import choreography, fleet_scale, raw
+from benchmarks.machine import machine
 from bus.client import connect
 from bus.errors import TransportError
 from bus.transport import open_transport
@@ -225,33 +224,7 @@ async def _section(
 
 
 def _machine(broker: StartedBroker) -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": _cpu_model(),
-        "memory_gib": _memory_gib(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "broker_kind": broker.kind,
-        "broker_version": broker.version,
-    }
-
-
-def _cpu_model() -> str | None:
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    except OSError:
-        return platform.processor() or None
-    for line in cpuinfo.splitlines():
-        if line.startswith("model name"):
-            return line.partition(":")[2].strip()
-    return platform.processor() or None
-
-
-def _memory_gib() -> float | None:
-    try:
-        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        return None  # not on every platform
+    return {**machine(), "broker_kind": broker.kind, "broker_version": broker.version}
 
 
 # --- the table ---------------------------------------------------------------------------------

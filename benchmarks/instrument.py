@@ -3,7 +3,8 @@
 A benchmark's instrument must not be what lags: its connection has no receive window (it
 reads whatever has arrived), and each message is timestamped by the transport when it was
 read off the socket, not when the instrument got round to it. Messages are handed over raw
-(topic, payload, arrival time): decoding them would cost more than what is measured.
+(topic, payload, arrival time): decoding them would cost more than what is measured. What the
+client sends, delivery requests, is encoded before anything is timed and published as bytes.
 """
 
 import asyncio
@@ -13,7 +14,9 @@ from collections.abc import AsyncIterator, Callable
 from bus.client import Client, connect
 from bus.transport import Outgoing, open_transport
 from bus.url import BrokerUrl
-from contracts import Event
+from contracts import DEFAULT_ROOT, Envelope, Event
+from contracts.events import DeliveryRequested
+from contracts.topics import to_filter
 
 See = Callable[[str, bytes, float], None]
 """Takes (topic, payload, `time.monotonic()` when read) of each message."""
@@ -46,8 +49,15 @@ async def instrument(
                 await feed
 
 
-async def publish_raw(client: Client, topic: str, payload: bytes) -> None:
-    """Publish bytes built before they were timed, at QoS 1."""
+def request_bytes(request: DeliveryRequested, *, source: str) -> bytes:
+    """A request in its envelope, as the wire carries it (correlated by its delivery id)."""
+    envelope = Envelope[Event].new(request, source=source, correlationid=request.delivery_id)
+    return envelope.to_json()
+
+
+async def publish_request(client: Client, delivery_id: str, payload: bytes) -> None:
+    """Publish a request's bytes, built before they were timed, on its topic at QoS 1."""
+    topic = to_filter(DeliveryRequested.topic, root=DEFAULT_ROOT, delivery_id=delivery_id)
     await client.connection.publish(Outgoing(topic, payload))
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import aiomqtt
 
-from benchmarks.fleet_scale import Child, spawn
+from benchmarks.processes import Child, spawn
 from broker.mosquitto import Mosquitto
 from bus.transport import Transport, open_transport
 from bus.url import BrokerUrl

@@ -1,9 +1,10 @@
 """One builder of the whole local system: a broker, the three services and a simulated fleet.
 
-`murmur up`, the end-to-end tests and the benchmark's in-process placement run the system this
-way: every part with its own broker connection and SQLite file, as in production, on one
-simulated clock. A speed-up compresses flight, not the network or the CPU, so the timers are
-real-time budgets converted to simulated time (`telemetry_hz_for`, `scheduler_for`; see
+`murmur up`, the end-to-end tests and the choreography benchmark (the whole system in one
+process, or one service or one shard of the fleet per process) run the system this way: every
+part with its own broker connection and SQLite file, as in production, on one simulated clock.
+A speed-up compresses flight, not the network or the CPU, so the timers are real-time budgets
+converted to simulated time (`telemetry_hz_for`, `scheduler_for`; see
 docs/choreography.md, "Time").
 """
 
@@ -105,6 +106,7 @@ async def local_system(
     link: VehicleLink = "sim",
     session_suffix: str | None = None,
     connect_timeout_s: float = 30.0,
+    tick_s: float | None = None,
 ) -> AsyncIterator[LocalSystem]:
     """Broker, services and fleet running for the block, every part connected before it.
 
@@ -119,6 +121,7 @@ async def local_system(
         session_suffix: appended to each service's client id, so a throw-away state does not
             inherit a persistent session, and what was queued in it, from an earlier run.
         connect_timeout_s: the bound on connecting everything.
+        tick_s: simulated seconds per physics step (the simulator's default if None).
 
     Raises:
         TimeoutError: not every part connected within `connect_timeout_s`.
@@ -134,7 +137,9 @@ async def local_system(
             speedup=clock.speedup,
             telemetry_hz=telemetry_hz_for(clock.speedup),
         )
-        fleet = await stack.enter_async_context(simulated_fleet(drones, config, clock, link=link))
+        fleet = await stack.enter_async_context(
+            simulated_fleet(drones, config, clock, link=link, tick_s=tick_s)
+        )
         system = LocalSystem(
             broker, clock, fleet, state_dir, settings, session_suffix=session_suffix
         )

@@ -2,8 +2,7 @@
 
 import pytest
 
-from benchmarks.choreography import (
-    Watch,
+from benchmarks.choreography.figures import (
     latency_summary,
     per_second,
     stats_delta,
@@ -71,20 +70,3 @@ def test_a_rate_is_sustained_when_all_are_assigned_within_the_p99_limit(
     expected: bool,  # noqa: FBT001
 ) -> None:
     assert sustainable(offered, assigned, p99_s) is expected
-
-
-def test_the_watch_keeps_the_first_sighting_of_each_assignment_and_delivery() -> None:
-    watch = Watch()
-    root = "murmur/v1"
-    delivered = b'{"data": {"stage": "Delivered", "delivery_id": "x"}}'
-
-    watch.see(f"{root}/deliveries/x/assigned", b"{}", 1.0)
-    watch.see(f"{root}/deliveries/x/assigned", b"{}", 2.0)
-    watch.see(f"{root}/deliveries/x/status", b'{"data": {"stage": "Scheduled"}}', 3.0)
-    watch.see(f"{root}/deliveries/x/status", delivered, 4.0)
-    watch.see(f"{root}/deliveries/x/status", delivered, 5.0)
-    watch.see(f"{root}/drones/d-1/telemetry", b"{}", 6.0)
-
-    assert watch.assigned_at == {"x": 1.0}
-    assert watch.delivered_at == {"x": 4.0}
-    assert watch.telemetry_from == {"d-1"}
