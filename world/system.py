@@ -121,7 +121,8 @@ async def local_system(
         session_suffix: appended to each service's client id, so a throw-away state does not
             inherit a persistent session, and what was queued in it, from an earlier run.
         connect_timeout_s: the bound on connecting everything.
-        tick_s: simulated seconds per physics step (the simulator's default if None).
+        tick_s: simulated seconds between the simulator's rounds (`world.fleet.physics_tick_for`
+            the clock's speed-up if None).
 
     Raises:
         TimeoutError: not every part connected within `connect_timeout_s`.
