@@ -133,7 +133,12 @@ class Bus:
             try:
                 await self._connection_lifetime()
             except* TransportError as group:
-                log.warning("%s: connection lost: %s", self.client_id, group.exceptions[0])
+                log.warning(
+                    "%s: no connection to %s: %s",
+                    self.client_id,
+                    self.transport,
+                    group.exceptions[0],
+                )
             finally:
                 self.connected.clear()
                 self._connection = None

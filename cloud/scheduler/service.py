@@ -355,10 +355,20 @@ class SchedulerService:
     # --- timers ----------------------------------------------------------------------------------
 
     async def _timers(self) -> None:
+        # The timers judge silence only while the scheduler could hear, and only once what was
+        # queued for it meanwhile has had the grace of an offer to arrive: after a restart or
+        # a lost connection, an accept waiting in the session taken for no answer would give
+        # the delivery to a second drone while the first flies it (seen in the chaos run).
+        grace_s = self.settings.offer_timeout_s / 2
         while True:
-            await self.clock.sleep(self.settings.tick_s)
-            with self.bus.transaction() as out:
-                self.tick(out)
+            await self.bus.connected.wait()
+            listening_since = self.clock.monotonic()
+            while self.bus.connected.is_set():
+                await self.clock.sleep(self.settings.tick_s)
+                if self.clock.monotonic() - listening_since < grace_s:
+                    continue
+                with self.bus.transaction() as out:
+                    self.tick(out)
 
     def tick(self, out: Outbox) -> None:
         """Expire unanswered offers, time out stalled jobs, retry waiting deliveries."""
