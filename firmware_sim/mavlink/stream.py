@@ -24,6 +24,33 @@ DEFAULT_INTERVALS_S: dict[MsgId, float] = {
 }
 
 
+def frames_per_s(rate_multiplier: float = 1.0) -> float:
+    """Frames a second one endpoint streams on the default intervals under `rate_multiplier`.
+
+    Counts MISSION_CURRENT as if a mission were always flown: an upper bound.
+    """
+    return sum(
+        1.0 / (interval if message is MsgId.HEARTBEAT else interval / rate_multiplier)
+        for message, interval in DEFAULT_INTERVALS_S.items()
+    )
+
+
+def bounded_multiplier(wanted: float, *, endpoints: int, frames_per_s_budget: float) -> float:
+    """`wanted`, lowered so that `endpoints` together stream at most the budget; never below 1.
+
+    One process serves a whole fleet's endpoints on one event loop, and the agents reading them
+    often share it. Unbounded, x200 asked for a multiplier of 40: ten vehicles streamed about
+    8,000 frames/s, the loop fell behind, the agents' sockets overflowed and dropped
+    COMMAND_ACKs with the telemetry, and commands failed with "no acknowledgement".
+    """
+    if endpoints < 1 or wanted <= 1.0:
+        return max(1.0, wanted)
+    heartbeats = 1.0 / DEFAULT_INTERVALS_S[MsgId.HEARTBEAT]
+    scaled_at_1 = frames_per_s(1.0) - heartbeats
+    affordable = (frames_per_s_budget / endpoints - heartbeats) / scaled_at_1
+    return max(1.0, min(wanted, affordable))
+
+
 class StreamSchedule:
     """Per-message intervals (SET_MESSAGE_INTERVAL changes them) and which are due when.
 
