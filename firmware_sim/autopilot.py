@@ -140,7 +140,7 @@ class Autopilot:
                 events.append(SimEvent("reached", "target"))
             else:
                 events.append(SimEvent("reached", "altitude"))
-            flight.phase, flight.target = FlightPhase.HOLD, None
+            flight.phase = FlightPhase.HOLD  # loiter at the target (guidance.setpoint)
 
     def _check_failsafes(self, flight: Flight, events: list[SimEvent]) -> None:
         health = self.health(flight)

@@ -28,12 +28,19 @@ _LANDINGS = {
 def setpoint(
     phase: FlightPhase, motion: Motion, target: Point | None, airframe: Airframe
 ) -> Setpoint:
-    """Where the controller steers in `phase`; a phase without a target holds where it is."""
+    """Where the controller steers in `phase`; a phase without a target holds where it is.
+
+    A HOLD with a target is the loiter at a reached take-off or goto point: it holds that
+    point, as PX4 does after a reposition, rather than braking wherever the arrival found it
+    (from cruise speed, with the steps of a busy loop, that was 5 m past the point).
+    """
     landing = _LANDINGS.get(phase)
     if landing is not None:
         return landing
-    if target is None or phase is FlightPhase.HOLD:
+    if target is None:
         return HOLD_HERE
+    if phase is FlightPhase.HOLD:
+        return Setpoint(*target)
     if phase is FlightPhase.TAKEOFF:
         return Setpoint(up=target[2])
     if phase is FlightPhase.RTL:

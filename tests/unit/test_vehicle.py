@@ -63,6 +63,21 @@ def test_goto_arrives_within_the_waypoint_radius_without_exceeding_cruise_speed(
     assert vehicle.state().phase is FlightPhase.HOLD
 
 
+@pytest.mark.parametrize("dt", [0.5, 0.7, 1.0])
+def test_a_reached_goto_holds_its_point_whatever_the_step(dt: float) -> None:
+    # A busy loop steps the simulator in coarse steps (up to MAX_STEP_S): braking where the
+    # arrival found it left the vehicle 5 m past the point, out of the agent's arrival radius.
+    vehicle = a_hovering_vehicle()
+    target = east_of(HOME, -305.0)
+    assert vehicle.goto(target).accepted
+    fly_until(vehicle, "reached", dt=dt)
+    fly_for(vehicle, 30.0, dt=dt)
+    state = vehicle.state()
+    assert state.phase is FlightPhase.HOLD
+    assert state.ground_speed_mps == 0.0
+    assert haversine_m(state.position, target) <= 2.0
+
+
 def test_a_goto_from_the_ground_climbs_before_flying_level() -> None:
     vehicle = a_sim_vehicle()
     vehicle.arm()
