@@ -8,6 +8,10 @@ simulator adapter does, with its timeout in simulated seconds of the given clock
 
 Times on the link (heartbeat, watchdog, ack timeouts) are real: MAVLink rates are a property
 of the link, not of the simulated world.
+
+Past 400 lines: the link's life (connect, heartbeat, watchdog, reconnect) and the command
+exchange (resend, IN_PROGRESS, refusal reasons) share the state of one connection; the pure
+parts (framing, folding, connection strings) already live in their own modules.
 """
 
 import asyncio

@@ -4,6 +4,10 @@
 go in as an `Intent` (where it sent the vehicle, whether it paused it, what the gripper
 holds), because MAVLink reports neither a reposition target nor a payload; `normalise` turns
 both into a `VehicleState`. No I/O, no clock: the link watchdog lives in the controller.
+
+Past 400 lines because it is one table read two ways: every message the agent folds and every
+rule that turns the fold into a phase, each a few lines, kept together so that a change to one
+message shows its effect on the phase beside it.
 """
 
 import math

@@ -4,6 +4,9 @@ pymavlink has no type information, so every `Any` stays in this module: the rest
 package sees the dataclasses below. The codec is `pymavlink.dialects.v20.common.MAVLink`
 itself (not `mavutil`, which is blocking and defaults to MAVLink 1), with `robust_parsing`
 on, so garbage and bad CRCs come back as bad-data records instead of exceptions.
+
+Past 400 lines because it is the whole boundary: every message the endpoint reads or writes
+has its typed record and its few lines of packing here, and nowhere else touches pymavlink.
 """
 
 import math

@@ -4,6 +4,10 @@ Everything that decides lives elsewhere (modes, mission, commands, stream, peers
 owns the socket, the real-time clock and the order in which frames leave. It runs on the
 asyncio loop of the simulator: `datagram_received` handles commands and missions at once,
 `on_tick` (a simulator listener) streams telemetry and advances missions.
+
+Past 400 lines: it is the one place where the pure parts meet the socket, and the order of
+frames (a refusal's reason before its ack, a failsafe text before its heartbeat) is decided
+here, so it stays in one file.
 """
 
 import asyncio
