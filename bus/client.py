@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bus.backoff import Backoff
+from bus.cancelling import raise_if_cancelled
 from bus.errors import TransportError
 from bus.transport import Connection, Outgoing, Session, Transport
 from contracts import DEFAULT_ROOT, DecodeError, Envelope, Event, decode
@@ -153,5 +154,8 @@ async def stay_connected(
                 backoff.succeeded()
                 await serve(client)
         except TransportError as exc:
+            # A disconnect that fails as the block is cancelled (the broker has gone) replaces
+            # the cancellation with its error: that is a stop, not a loss to reconnect from.
+            raise_if_cancelled()
             on_lost(exc)
         await backoff.wait()
