@@ -36,6 +36,13 @@ class Probe:
             e.data for e in self.seen[after:] if isinstance(e.data, event_cls) and where(e.data)
         ]
 
+    def distinct(self) -> list[Envelope[Any]]:
+        """Everything seen, each event once (by id): a publisher that reconnects sends copies."""
+        first: dict[str, Envelope[Any]] = {}
+        for envelope in self.seen:
+            first.setdefault(envelope.id, envelope)
+        return list(first.values())  # in the order first seen
+
     def mark(self) -> int:
         """A bookmark for `after=`: only what is seen from now on."""
         return len(self.seen)
