@@ -5,7 +5,7 @@ is on what the services published (the retained status, job traffic) or recorded
 """
 
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -128,6 +128,18 @@ async def back_home_and_idle(probe: Probe, home: Location, *, after: int) -> Non
 
 def statuses(probe: Probe, delivery_id: str) -> list[DeliveryStatusChanged]:
     return probe.of(DeliveryStatusChanged, of_delivery(delivery_id))
+
+
+def where_deliveries_stand(probe: Probe) -> str:
+    """The last stage of every delivery and why jobs failed: what a timed-out test saw."""
+    last = {s.delivery_id: s.stage.value for s in probe.of(DeliveryStatusChanged)}
+    failed = Counter(f.reason for f in probe.of(JobFailed))
+    unassignable = Counter(u.reason for u in probe.of(DeliveryUnassignable))
+    expired = len(probe.of(JobCancelled))
+    return (
+        f"stages {dict(Counter(last.values()))}; jobs failed {dict(failed)}; "
+        f"unassignable {dict(unassignable)}; jobs cancelled {expired}"
+    )
 
 
 async def test_one_delivery_goes_through_every_stage_in_order(
@@ -563,9 +575,12 @@ async def test_fifty_concurrent_deliveries_with_ten_drones_are_all_delivered_onc
         running_system(broker.url, tmp_path, drones, link=flight_link),
     ):
         await send(broker.url, *requests)
-        await probe.wait_for(
-            DeliveryStatusChanged, lambda s: s.stage == _S.DELIVERED, count=50, timeout=90
-        )
+        try:
+            await probe.wait_for(
+                DeliveryStatusChanged, lambda s: s.stage == _S.DELIVERED, count=50, timeout=90
+            )
+        except TimeoutError:
+            pytest.fail(f"not all delivered within 90 s: {where_deliveries_stand(probe)}")
 
     delivered = {s.delivery_id for s in probe.of(DeliveryStatusChanged) if s.stage == _S.DELIVERED}
     assert delivered == {r.delivery_id for r in requests}
