@@ -359,24 +359,33 @@ class SchedulerService:
         # queued for it meanwhile has had the grace of an offer to arrive: after a restart or
         # a lost connection, an accept waiting in the session taken for no answer would give
         # the delivery to a second drone while the first flies it (seen in the chaos run).
+        # Placing waiting deliveries and deadlines judge nothing silent: they go on at once.
         grace_s = self.settings.offer_timeout_s / 2
         while True:
             await self.bus.connected.wait()
             listening_since = self.clock.monotonic()
             while self.bus.connected.is_set():
                 await self.clock.sleep(self.settings.tick_s)
-                if self.clock.monotonic() - listening_since < grace_s:
-                    continue
+                heard_enough = self.clock.monotonic() - listening_since >= grace_s
                 with self.bus.transaction() as out:
-                    self.tick(out)
+                    self.tick(out, judge_silence=heard_enough)
 
-    def tick(self, out: Outbox) -> None:
-        """Expire unanswered offers, time out stalled jobs, retry waiting deliveries."""
+    def tick(self, out: Outbox, *, judge_silence: bool = True) -> None:
+        """Expire unanswered offers, time out stalled jobs, retry waiting deliveries.
+
+        Without `judge_silence` only the deadlines and the waiting deliveries are looked at.
+        """
         now = self._now()
         # A batch per tick, not one transaction holding every row of a burst that expires at
         # once; the rest go at the next ticks.
         for late in self.store.overdue(now, _WAITING_BATCH):
             self._give_up(late, out)
+        if judge_silence:
+            self._judge_silence(now, out)
+        self._place_waiting(out)
+
+    def _judge_silence(self, now: float, out: Outbox) -> None:
+        """Withdraw offers nobody answered and jobs that stopped reporting progress."""
         # The drone refuses an offer past `answer_by` itself; the grace covers an accept
         # sent just in time and still on its way.
         for job in self.store.expired_offers(now - self.settings.offer_timeout_s / 2):
@@ -389,7 +398,6 @@ class SchedulerService:
             # Only the silent drone knows where the package is: its answer settles the delivery.
             if booking is not None and booking.job_id == job.job_id:
                 self.store.update_booking(job.delivery_id, plan=Plan.WITHDRAWING)
-        self._place_waiting(out)
 
 
 _OVER = frozenset({Plan.DONE, Plan.FAILED, Plan.CLOSED, Plan.UNASSIGNABLE})
