@@ -157,6 +157,23 @@ async def test_a_request_goes_to_the_nearest_idle_drone_that_can_fly_it(
     assert offer.source == "/cloud/scheduler"
 
 
+async def test_a_drone_heard_just_after_a_start_gets_the_waiting_delivery_at_the_next_tick(
+    broker: MemoryBroker, peer: Peer, tmp_path: Path, clock: ManualClock
+) -> None:
+    """Test that the grace after a start holds back judging silence, not placing deliveries.
+
+    With a timeout of 10 real seconds, a delivery due within the grace got no offer at all.
+    """
+    fleet = [on_the_ground("d-1", 500)]
+    async with scheduling(broker, peer, tmp_path, clock, fleet, silent=frozenset({"d-1"})):
+        await peer.send(a_delivery_request())
+        await peer.send(a_telemetry_report(drone_id="d-1", position=fleet[0].position, job_id=None))
+        await advance(clock, SETTINGS.tick_s)  # well within the grace (half the offer timeout)
+        offer = await offered(peer, "d-1")
+
+    assert offer.delivery_id == DELIVERY
+
+
 @pytest.mark.usefixtures("scheduler")
 async def test_a_rejected_offer_goes_to_the_next_nearest_drone(peer: Peer) -> None:
     await peer.send(a_delivery_request())
