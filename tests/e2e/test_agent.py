@@ -38,6 +38,7 @@ from contracts.events import (
     JobSucceeded,
     Link,
     PackageState,
+    TelemetryReported,
 )
 from contracts.ids import Location
 from drone_agent.service import DroneAgent
@@ -364,6 +365,10 @@ async def test_operator_commands_are_executed_and_answered(
     ):
         await publish_events(broker.url, [an_offer()])
         await probe.wait_for(JobProgressed, lambda p: p.phase == JobPhase.TO_DROPOFF)
+        # The leg is announced before the drone takes off; mid-flight is once it cruises there.
+        await probe.wait_for(
+            TelemetryReported, lambda t: t.phase == FlightPhase.CRUISE, after=probe.mark()
+        )
         for name, command_id in [(CommandName.HOLD, "c-1"), (CommandName.RESUME, "c-2")]:
             await publish_events(broker.url, [a_command(name, command_id)])
             [reply] = await probe.wait_for(CommandReply, replying_to(command_id))
