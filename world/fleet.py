@@ -199,8 +199,8 @@ async def mavlink_links(
     """Simulated vehicles behind MAVLink endpoints, and a MAVLink adapter for each.
 
     With `base_port` 0 every endpoint takes a free port. MAVLink rates are real time, so under
-    a speed-up the endpoints stream faster, keeping each report within five nominal intervals of
-    simulated time: at x200 a battery report 0.5 s (real) old would be 100 s of flight old.
+    a speed-up the endpoints are asked to stream faster (at x200 a battery report 0.5 s real old
+    would be 100 s of flight old); `serve_fleet` bounds that by the fleet's frame budget.
     """
     from drone_agent.mavlink import MavlinkFlightController, UdpOut  # noqa: PLC0415 - pymavlink
     from firmware_sim.mavlink import serve_fleet  # noqa: PLC0415
